@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# User entry points (see README.md). The kernel's build system reads Kbuild,
+# not this file, when it builds the module with M=<this directory>.
+
+.PHONY: all run check setup kernel vm fuzz clean help
+
+all: vm
+
+## make run     - the demo: boot the test VM, load the driver, bind a VF
+run:
+	@tools/demo
+
+## make check   - everything: toolchain, kernel, host tests, VM tests
+check:
+	@tools/check
+
+## make setup   - only create the toolchain chroot
+setup:
+	@tools/env/setup
+
+## make kernel  - only build the test kernel
+kernel:
+	@tools/kernel/build
+
+## make vm      - kernel + modules + selftests + initramfs
+vm:
+	@tools/vm/build
+
+## make clean   - remove this repository's build outputs (not the cache)
+clean:
+	@git clean -fdX -q -- drivers include tools/testing 2>/dev/null || true
+
+help:
+	@sed -n 's/^## //p' Makefile

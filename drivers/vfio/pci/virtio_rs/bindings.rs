@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Bindings for the vfio, vfio_pci_core and virtio PCI admin headers.
+//!
+//! Generated at build time by the bindgen run in this directory's `Kbuild`
+//! over `include/virtio_rs_bindings.h`. Only items of those headers are
+//! generated; every type they refer to (`pci_dev`, `mutex`, `file`, ...) is
+//! the one of [`kernel::bindings`], brought in by the glob import below.
+
+#![allow(
+    dead_code,
+    missing_docs,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    unreachable_pub,
+    unsafe_op_in_unsafe_fn,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    clippy::cast_lossless,
+    clippy::as_underscore
+)]
+
+pub(crate) use kernel::bindings::*;
+use kernel::ffi;
+
+include!("bindings_generated.rs");

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VFIO PCI variant driver for virtio-net SR-IOV VFs with live migration.
+//!
+//! The Rust counterpart of `drivers/vfio/pci/virtio/` (module
+//! `virtio_vfio_pci`); this module is `virtio_vfio_pci_rs` so that both can
+//! be loaded in the same kernel.
+
+use kernel::prelude::*;
+
+mod bindings;
+
+module! {
+    type: VirtioVfioPciRs,
+    name: "virtio_vfio_pci_rs",
+    authors: ["The virtio-vfio-pci-rs authors"],
+    description: "VFIO PCI variant driver for virtio-net VFs with live migration (Rust)",
+    license: "GPL",
+}
+
+struct VirtioVfioPciRs;
+
+impl kernel::Module for VirtioVfioPciRs {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // Our bindgen output and the C compiler must agree on the layout of
+        // the structure the driver will embed; refuse to load otherwise.
+        let rust_size = core::mem::size_of::<bindings::vfio_pci_core_device>();
+        let rust_pdev = core::mem::offset_of!(bindings::vfio_pci_core_device, pdev);
+        // SAFETY: the helpers take no arguments and only evaluate
+        // `sizeof`/`offsetof`.
+        let (c_size, c_pdev) = unsafe {
+            (
+                bindings::virtio_rs_helper_sizeof_vfio_pci_core_device(),
+                bindings::virtio_rs_helper_offsetof_vfio_pci_core_device_pdev(),
+            )
+        };
+        let same = rust_size == c_size && rust_pdev == c_pdev;
+        pr_info!(
+            "loaded: vfio_pci_core_device size {} (C {}), pdev at {} (C {}), layout match: {}\n",
+            rust_size,
+            c_size,
+            rust_pdev,
+            c_pdev,
+            same
+        );
+        if !same {
+            return Err(EINVAL);
+        }
+        Ok(VirtioVfioPciRs)
+    }
+}
+
+impl Drop for VirtioVfioPciRs {
+    fn drop(&mut self) {
+        pr_info!("unloaded\n");
+    }
+}

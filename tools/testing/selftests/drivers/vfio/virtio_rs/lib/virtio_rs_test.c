@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Helpers of the virtio_vfio_pci_rs selftests; see virtio_rs_test.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "virtio_rs_test.h"
+
+int sysfs_read(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	if (n < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	close(fd);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	return 0;
+}
+
+int sysfs_write(const char *path, const char *val)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	if (n < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	close(fd);
+	return 0;
+}
+
+int sysfs_read_ul(const char *path, unsigned long *val)
+{
+	char buf[64], *end;
+	int ret;
+
+	ret = sysfs_read(path, buf, sizeof(buf));
+	if (ret)
+		return ret;
+	errno = 0;
+	*val = strtoul(buf, &end, 0);
+	if (errno || end == buf)
+		return -EINVAL;
+	return 0;
+}
+
+static const char *dev_path(const char *bdf, const char *attr)
+{
+	static char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/%s", bdf, attr);
+	return path;
+}
+
+int dev_attr_read(const char *bdf, const char *attr, char *buf, size_t len)
+{
+	return sysfs_read(dev_path(bdf, attr), buf, len);
+}
+
+int dev_attr_write(const char *bdf, const char *attr, const char *val)
+{
+	return sysfs_write(dev_path(bdf, attr), val);
+}
+
+int dev_attr_ul(const char *bdf, const char *attr, unsigned long *val)
+{
+	return sysfs_read_ul(dev_path(bdf, attr), val);
+}
+
+int find_sriov_pf(char *bdf, size_t len)
+{
+	unsigned long vendor, device, total;
+	struct dirent *de;
+	int ret = -ENODEV;
+	DIR *d;
+
+	d = opendir(PCI_DEVICES);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (dev_attr_ul(de->d_name, "vendor", &vendor) ||
+		    dev_attr_ul(de->d_name, "device", &device))
+			continue;
+		if (vendor != VIRTIO_VENDOR_ID || device != VIRTIO_NET_DEVICE_ID)
+			continue;
+		if (dev_attr_ul(de->d_name, "sriov_totalvfs", &total) || !total)
+			continue;
+		snprintf(bdf, len, "%s", de->d_name);
+		ret = 0;
+		break;
+	}
+	closedir(d);
+	return ret;
+}
+
+static int link_basename(const char *path, char *out, size_t len)
+{
+	char target[PATH_MAX];
+	const char *base;
+	ssize_t n;
+
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	base = strrchr(target, '/');
+	snprintf(out, len, "%s", base ? base + 1 : target);
+	return 0;
+}
+
+int pf_vf_bdf(const char *pf, int idx, char *bdf, size_t len)
+{
+	char attr[32];
+
+	snprintf(attr, sizeof(attr), "virtfn%d", idx);
+	return link_basename(dev_path(pf, attr), bdf, len);
+}
+
+int dev_driver(const char *bdf, char *drv, size_t len)
+{
+	int ret = link_basename(dev_path(bdf, "driver"), drv, len);
+
+	if (ret == -ENOENT) {
+		drv[0] = '\0';
+		return 0;
+	}
+	return ret;
+}
+
+int dev_iommu_group(const char *bdf)
+{
+	char group[32];
+	int ret;
+
+	ret = link_basename(dev_path(bdf, "iommu_group"), group, sizeof(group));
+	if (ret)
+		return ret;
+	return atoi(group);
+}
+
+int dev_vfio_cdev(const char *bdf, char *name, size_t len)
+{
+	struct dirent *de;
+	int ret = -ENOENT;
+	DIR *d;
+
+	d = opendir(dev_path(bdf, "vfio-dev"));
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "vfio", 4))
+			continue;
+		snprintf(name, len, "%s", de->d_name);
+		ret = 0;
+		break;
+	}
+	closedir(d);
+	return ret;
+}
+
+int unbind_and_clear(const char *bdf)
+{
+	char drv[64], path[PATH_MAX];
+	int ret;
+
+	ret = dev_driver(bdf, drv, sizeof(drv));
+	if (ret)
+		return ret;
+	if (drv[0]) {
+		snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s/unbind", drv);
+		ret = sysfs_write(path, bdf);
+		if (ret)
+			return ret;
+	}
+	return dev_attr_write(bdf, "driver_override", "\n");
+}
+
+int bind_driver_override(const char *bdf, const char *driver)
+{
+	char drv[64];
+	int ret;
+
+	ret = unbind_and_clear(bdf);
+	if (ret)
+		return ret;
+	ret = dev_attr_write(bdf, "driver_override", driver);
+	if (ret)
+		return ret;
+	ret = sysfs_write("/sys/bus/pci/drivers_probe", bdf);
+	if (ret)
+		return ret;
+	ret = dev_driver(bdf, drv, sizeof(drv));
+	if (ret)
+		return ret;
+	return strcmp(drv, driver) ? -ENODEV : 0;
+}
+
+static int run(const char *cmd)
+{
+	int st = system(cmd);
+
+	if (st < 0)
+		return -errno;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int modprobe(const char *module)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "modprobe %s", module);
+	return run(cmd);
+}
+
+int modprobe_remove(const char *module)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "modprobe -r %s", module);
+	return run(cmd);
+}
+
+bool module_loaded(const char *module)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/sys/module/%s", module);
+	return stat(path, &st) == 0;
+}
+
+int kmsg_watch_start(struct kmsg_watch *w)
+{
+	w->text = NULL;
+	w->len = 0;
+	w->fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+	if (w->fd < 0)
+		return -errno;
+	if (lseek(w->fd, 0, SEEK_END) < 0)
+		return -errno;
+	return 0;
+}
+
+int kmsg_watch_collect(struct kmsg_watch *w)
+{
+	char rec[8192];
+	ssize_t n;
+
+	for (;;) {
+		char *msg, *tmp;
+		size_t mlen;
+
+		n = read(w->fd, rec, sizeof(rec) - 1);
+		if (n < 0 && errno == EPIPE)
+			continue;	/* overwritten records: keep going */
+		if (n < 0)
+			return errno == EAGAIN ? 0 : -errno;
+		rec[n] = '\0';
+		/* "prio,seq,ts,flags;message\n" followed by continuation lines. */
+		msg = strchr(rec, ';');
+		msg = msg ? msg + 1 : rec;
+		mlen = strlen(msg);
+		tmp = realloc(w->text, w->len + mlen + 1);
+		if (!tmp)
+			return -ENOMEM;
+		w->text = tmp;
+		memcpy(w->text + w->len, msg, mlen + 1);
+		w->len += mlen;
+	}
+}
+
+static const char *const bug_markers[] = {
+	"WARNING:", "BUG:", "BUG ", "Oops", "KASAN", "KFENCE", "UBSAN",
+	"possible circular locking", "possible recursive locking",
+	"inconsistent lock state", "unreferenced object", "Kernel panic",
+	"general protection fault", "rust_panic", "panicked at",
+};
+
+int kmsg_bug_lines(const struct kmsg_watch *w, char *first, size_t len)
+{
+	const char *line = w->text;
+	int count = 0;
+
+	if (first && len)
+		first[0] = '\0';
+	while (line && *line) {
+		const char *end = strchr(line, '\n');
+		size_t ll = end ? (size_t)(end - line) : strlen(line);
+
+		for (size_t i = 0; i < sizeof(bug_markers) / sizeof(bug_markers[0]); i++) {
+			const char *m = bug_markers[i];
+			const char *hit = memmem(line, ll, m, strlen(m));
+
+			if (!hit)
+				continue;
+			/* "BUG " only as SLUB's "BUG <cache> (...)" at line start. */
+			if (!strcmp(m, "BUG ") && hit != line)
+				continue;
+			if (!count && first && len)
+				snprintf(first, len, "%.*s", (int)ll, line);
+			count++;
+			break;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return count;
+}
+
+bool kmsg_find(const struct kmsg_watch *w, const char *needle)
+{
+	return w->text && strstr(w->text, needle);
+}
+
+void kmsg_watch_stop(struct kmsg_watch *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->text);
+	w->text = NULL;
+	w->fd = -1;
+}
