@@ -9,6 +9,7 @@
 use kernel::prelude::*;
 
 mod bindings;
+pub mod proto;
 
 module! {
     type: VirtioVfioPciRs,

@@ -260,6 +260,6 @@ impl Action {
         fixed
             .iter()
             .copied()
-            .chain(core::iter::repeat(AdminCmd::ObjDestroy).take(destroys))
+            .chain(core::iter::repeat_n(AdminCmd::ObjDestroy, destroys))
     }
 }

@@ -75,8 +75,14 @@ pub const fn type_name(t: u16) -> &'static str {
         types::VQ_CFG => "VQ_CFG",
         types::VQ_NOTIFY_CFG => "VQ_NOTIFY_CFG",
         types::NET_CVQ_CFG => "NET_CVQ_CFG",
+        _ => range_name(t),
+    }
+}
+
+const fn range_name(t: u16) -> &'static str {
+    match t {
         0x0000..=0x01ff => "COMMON(unknown)",
-        0x0200..=0x05ff => "DEVICE_SPECIFIC",
+        types::DEVICE_SPECIFIC_FIRST..=types::DEVICE_SPECIFIC_LAST => "DEVICE_SPECIFIC",
         _ => "UNKNOWN",
     }
 }
