@@ -33,3 +33,7 @@ clean:
 
 help:
 	@sed -n 's/^## //p' Makefile
+
+## make fuzz    - fuzz the resume parser and the part walker (FUZZ_SECONDS each, default 600)
+fuzz:
+	@tools/fuzz/run
