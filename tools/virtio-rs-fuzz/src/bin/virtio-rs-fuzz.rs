@@ -147,7 +147,8 @@ fn main() {
             | 1
     });
     let which = get("--target").unwrap_or_else(|| "all".into());
-    let targets: Vec<(&str, fn(&[u8]))> = vec![
+    type Target = (&'static str, fn(&[u8]));
+    let targets: Vec<Target> = vec![
         ("resume", virtio_rs_fuzz::resume_parser),
         ("parts", virtio_rs_fuzz::parts_walker),
     ];
