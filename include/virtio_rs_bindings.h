@@ -25,4 +25,8 @@
 size_t virtio_rs_helper_sizeof_vfio_pci_core_device(void);
 size_t virtio_rs_helper_offsetof_vfio_pci_core_device_pdev(void);
 
+/* static inline functions and bitfields. */
+bool virtio_rs_helper_pci_is_virtfn(struct pci_dev *pdev);
+void virtio_rs_helper_vfio_put_device(struct vfio_device *vdev);
+
 #endif /* _VIRTIO_RS_BINDINGS_H */

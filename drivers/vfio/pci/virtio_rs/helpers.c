@@ -18,3 +18,13 @@ size_t virtio_rs_helper_offsetof_vfio_pci_core_device_pdev(void)
 {
 	return offsetof(struct vfio_pci_core_device, pdev);
 }
+
+bool virtio_rs_helper_pci_is_virtfn(struct pci_dev *pdev)
+{
+	return pdev->is_virtfn;
+}
+
+void virtio_rs_helper_vfio_put_device(struct vfio_device *vdev)
+{
+	vfio_put_device(vdev);
+}

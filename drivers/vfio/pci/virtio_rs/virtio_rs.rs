@@ -4,12 +4,19 @@
 //!
 //! The Rust counterpart of `drivers/vfio/pci/virtio/` (module
 //! `virtio_vfio_pci`); this module is `virtio_vfio_pci_rs` so that both can
-//! be loaded in the same kernel.
+//! be loaded in the same kernel. Bind a device with
+//! `driver_override=virtio_vfio_pci_rs`.
+//!
+//! Layout: [`driver`] is the driver (no `unsafe`); [`vfio`] holds the safe
+//! VFIO abstractions; [`proto`] the pure protocol logic shared with the
+//! host tests; [`bindings`] our bindgen output.
 
 use kernel::prelude::*;
 
 mod bindings;
+mod driver;
 pub mod proto;
+pub mod vfio;
 
 module! {
     type: VirtioVfioPciRs,
@@ -19,12 +26,16 @@ module! {
     license: "GPL",
 }
 
-struct VirtioVfioPciRs;
+#[pin_data(PinnedDrop)]
+struct VirtioVfioPciRs {
+    #[pin]
+    reg: vfio::pci::Registration<driver::VirtioVfioPci>,
+}
 
-impl kernel::Module for VirtioVfioPciRs {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+impl kernel::InPlaceModule for VirtioVfioPciRs {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         // Our bindgen output and the C compiler must agree on the layout of
-        // the structure the driver will embed; refuse to load otherwise.
+        // the structure the driver embeds; refuse to load otherwise.
         let rust_size = core::mem::size_of::<bindings::vfio_pci_core_device>();
         let rust_pdev = core::mem::offset_of!(bindings::vfio_pci_core_device, pdev);
         // SAFETY: the helpers take no arguments and only evaluate
@@ -44,15 +55,19 @@ impl kernel::Module for VirtioVfioPciRs {
             c_pdev,
             same
         );
-        if !same {
-            return Err(EINVAL);
-        }
-        Ok(VirtioVfioPciRs)
+        let check = if same { Ok(()) } else { Err(EINVAL) };
+        pin_init::pin_init_scope(move || {
+            check?;
+            Ok(try_pin_init!(Self {
+                reg <- vfio::pci::Registration::new(module),
+            }))
+        })
     }
 }
 
-impl Drop for VirtioVfioPciRs {
-    fn drop(&mut self) {
+#[pinned_drop]
+impl PinnedDrop for VirtioVfioPciRs {
+    fn drop(self: Pin<&mut Self>) {
         pr_info!("unloaded\n");
     }
 }

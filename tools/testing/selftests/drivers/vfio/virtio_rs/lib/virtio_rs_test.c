@@ -346,3 +346,96 @@ void kmsg_watch_stop(struct kmsg_watch *w)
 	w->text = NULL;
 	w->fd = -1;
 }
+
+#define KMEMLEAK "/sys/kernel/debug/kmemleak"
+
+int kmemleak_new_leaks(bool *available, char *first, size_t len)
+{
+	char line[512];
+	int count = 0;
+	FILE *f;
+
+	*available = access(KMEMLEAK, W_OK) == 0;
+	if (!*available)
+		return 0;
+	sleep(6);
+	if (sysfs_write(KMEMLEAK, "scan"))
+		return -EIO;
+	f = fopen(KMEMLEAK, "r");
+	if (!f)
+		return -errno;
+	if (first && len)
+		first[0] = '\0';
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "unreferenced object")) {
+			if (!count && first && len)
+				snprintf(first, len, "%s", line);
+			count++;
+		}
+	}
+	fclose(f);
+	sysfs_write(KMEMLEAK, "clear");
+	return count;
+}
+
+int find_plain_pci_device(char *bdf, size_t len)
+{
+	unsigned long vendor, class, hdr;
+	char drv[64], path[PATH_MAX];
+	struct dirent *de;
+	int ret = -ENODEV;
+	DIR *d;
+
+	d = opendir(PCI_DEVICES);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (dev_attr_ul(de->d_name, "vendor", &vendor) ||
+		    dev_attr_ul(de->d_name, "class", &class))
+			continue;
+		if (vendor == VIRTIO_VENDOR_ID || (class >> 16) == 0x06)
+			continue;	/* virtio, or a bridge */
+		if (dev_driver(de->d_name, drv, sizeof(drv)) || drv[0])
+			continue;
+		snprintf(path, sizeof(path), PCI_DEVICES "/%s/config", de->d_name);
+		hdr = 0;
+		{
+			unsigned char cfg[16];
+			int fd = open(path, O_RDONLY);
+
+			if (fd < 0)
+				continue;
+			if (pread(fd, cfg, sizeof(cfg), 0) == sizeof(cfg))
+				hdr = cfg[14] & 0x7f;
+			close(fd);
+		}
+		if (hdr != 0)
+			continue;
+		snprintf(bdf, len, "%s", de->d_name);
+		ret = 0;
+		break;
+	}
+	closedir(d);
+	return ret;
+}
+
+int run_cmd(const char *cmd, char *out, size_t len)
+{
+	char line[512];
+	FILE *p;
+	int st;
+
+	if (out && len)
+		out[0] = '\0';
+	p = popen(cmd, "r");
+	if (!p)
+		return -errno;
+	while (fgets(line, sizeof(line), p)) {
+		if (out && len && !out[0])
+			snprintf(out, len, "%s", line);
+	}
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}

@@ -69,3 +69,17 @@ bool kmsg_find(const struct kmsg_watch *w, const char *needle);
 void kmsg_watch_stop(struct kmsg_watch *w);
 
 #endif
+
+#ifndef VIRTIO_RS_TEST_H_KMEMLEAK
+#define VIRTIO_RS_TEST_H_KMEMLEAK
+/*
+ * kmemleak: wait for objects to age past kmemleak's minimum (5 s), scan,
+ * and return the number of suspected leaks (0 when kmemleak is absent:
+ * *available says which). Clears the report afterwards.
+ */
+int kmemleak_new_leaks(bool *available, char *first, size_t len);
+/* A non-virtio, non-bridge PCI device without a driver, or -ENODEV. */
+int find_plain_pci_device(char *bdf, size_t len);
+/* Run a shell command, return its exit status and the first output line. */
+int run_cmd(const char *cmd, char *out, size_t len);
+#endif
