@@ -51,7 +51,12 @@ impl pci::Driver for VirtioVfioPci {
         let virtio = pdev.vendor() == VIRTIO_VENDOR
             && matches!(pdev.device_id(), VIRTIO_NET | VIRTIO_BLK);
         let virtio_vf = virtio && pdev.is_virtfn();
-        if !virtio_vf {
+        if virtio_vf {
+            dev_info!(
+                pdev.as_ref(),
+                "virtio VF: serving it through vfio-pci, live migration not supported yet\n"
+            );
+        } else {
             dev_info!(
                 pdev.as_ref(),
                 "{:04x}:{:04x} is not a virtio VF: serving it as a plain vfio-pci device\n",
