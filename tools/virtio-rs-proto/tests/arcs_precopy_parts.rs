@@ -13,15 +13,94 @@ use MigState::*;
 /// STOP, RUNNING, STOP_COPY, RESUMING, RUNNING_P2P, PRE_COPY, PRE_COPY_P2P.
 /// `None` = ERROR in the table (no path) or the diagonal.
 const TABLE: [(MigState, [Option<MigState>; 7]); 7] = [
-    (Stop, [None, Some(RunningP2p), Some(StopCopy), Some(Resuming), Some(RunningP2p), Some(RunningP2p), Some(RunningP2p)]),
-    (Running, [Some(RunningP2p), None, Some(RunningP2p), Some(RunningP2p), Some(RunningP2p), Some(PreCopy), Some(RunningP2p)]),
-    (StopCopy, [Some(Stop), Some(Stop), None, Some(Stop), Some(Stop), None, None]),
-    (Resuming, [Some(Stop), Some(Stop), Some(Stop), None, Some(Stop), Some(Stop), Some(Stop)]),
-    (RunningP2p, [Some(Stop), Some(Running), Some(Stop), Some(Stop), None, Some(Running), Some(PreCopyP2p)]),
-    (PreCopy, [Some(Running), Some(Running), Some(PreCopyP2p), Some(Running), Some(Running), None, Some(PreCopyP2p)]),
-    (PreCopyP2p, [Some(RunningP2p), Some(RunningP2p), Some(StopCopy), Some(RunningP2p), Some(RunningP2p), Some(PreCopy), None]),
+    (
+        Stop,
+        [
+            None,
+            Some(RunningP2p),
+            Some(StopCopy),
+            Some(Resuming),
+            Some(RunningP2p),
+            Some(RunningP2p),
+            Some(RunningP2p),
+        ],
+    ),
+    (
+        Running,
+        [
+            Some(RunningP2p),
+            None,
+            Some(RunningP2p),
+            Some(RunningP2p),
+            Some(RunningP2p),
+            Some(PreCopy),
+            Some(RunningP2p),
+        ],
+    ),
+    (
+        StopCopy,
+        [
+            Some(Stop),
+            Some(Stop),
+            None,
+            Some(Stop),
+            Some(Stop),
+            None,
+            None,
+        ],
+    ),
+    (
+        Resuming,
+        [
+            Some(Stop),
+            Some(Stop),
+            Some(Stop),
+            None,
+            Some(Stop),
+            Some(Stop),
+            Some(Stop),
+        ],
+    ),
+    (
+        RunningP2p,
+        [
+            Some(Stop),
+            Some(Running),
+            Some(Stop),
+            Some(Stop),
+            None,
+            Some(Running),
+            Some(PreCopyP2p),
+        ],
+    ),
+    (
+        PreCopy,
+        [
+            Some(Running),
+            Some(Running),
+            Some(PreCopyP2p),
+            Some(Running),
+            Some(Running),
+            None,
+            Some(PreCopyP2p),
+        ],
+    ),
+    (
+        PreCopyP2p,
+        [
+            Some(RunningP2p),
+            Some(RunningP2p),
+            Some(StopCopy),
+            Some(RunningP2p),
+            Some(RunningP2p),
+            Some(PreCopy),
+            None,
+        ],
+    ),
 ];
-const COLS: [MigState; 7] = [Stop, Running, StopCopy, Resuming, RunningP2p, PreCopy, PreCopyP2p];
+const COLS: [MigState; 7] = [
+    Stop, Running, StopCopy, Resuming, RunningP2p, PreCopy, PreCopyP2p,
+];
 
 /// The arc table of section 4.4: (from, to, action).
 const ARCS: [(MigState, MigState, Action); 15] = [
@@ -38,7 +117,11 @@ const ARCS: [(MigState, MigState, Action); 15] = [
     (Stop, Resuming, Action::CreateResuming),
     (Resuming, Stop, Action::EndSessions),
     (Running, PreCopy, Action::CreateSaving { precopy: true }),
-    (RunningP2p, PreCopyP2p, Action::CreateSaving { precopy: true }),
+    (
+        RunningP2p,
+        PreCopyP2p,
+        Action::CreateSaving { precopy: true },
+    ),
     (PreCopyP2p, StopCopy, Action::FinalCapture),
 ];
 
@@ -49,7 +132,11 @@ fn next_hop_matches_reference_table_all_64_pairs() {
         for new in MigState::ALL {
             let got = next_hop(cur, new);
             if cur == Error {
-                let want = if new == Error { NextHopError::ErrorTarget } else { NextHopError::FromError };
+                let want = if new == Error {
+                    NextHopError::ErrorTarget
+                } else {
+                    NextHopError::FromError
+                };
                 assert_eq!(got, Err(want), "{cur:?} -> {new:?}");
             } else if new == Error {
                 assert_eq!(got, Err(NextHopError::ErrorTarget), "{cur:?} -> {new:?}");
@@ -74,7 +161,10 @@ fn arc_actions_match_reference_and_nothing_else_is_valid() {
     let mut valid = 0;
     for cur in MigState::ALL {
         for next in MigState::ALL {
-            let want = ARCS.iter().find(|(a, b, _)| *a == cur && *b == next).map(|x| x.2);
+            let want = ARCS
+                .iter()
+                .find(|(a, b, _)| *a == cur && *b == next)
+                .map(|x| x.2);
             assert_eq!(arc_action(cur, next), want, "{cur:?} -> {next:?}");
             valid += usize::from(want.is_some());
         }
@@ -93,8 +183,9 @@ fn every_hop_of_every_request_has_an_action_and_paths_terminate() {
                     break;
                 }
                 let Ok(hop) = next_hop(s, new) else { break };
-                let action = arc_action(s, hop)
-                    .unwrap_or_else(|| panic!("hop {s:?} -> {hop:?} (request {cur:?} -> {new:?}) has no action"));
+                let action = arc_action(s, hop).unwrap_or_else(|| {
+                    panic!("hop {s:?} -> {hop:?} (request {cur:?} -> {new:?}) has no action")
+                });
                 if action.returns_file() {
                     files += 1;
                     // A file is only returned on the last hop (the vfio core
@@ -124,15 +215,27 @@ fn composite_paths_match_reference_sequences() {
     };
     use AdminCmd::*;
     // RUNNING -> STOP_COPY: stop, nop, capture.
-    assert_eq!(path(Running, StopCopy), vec![ModeSet(true), ObjCreate(true), MetadataGet, PartsGet]);
+    assert_eq!(
+        path(Running, StopCopy),
+        vec![ModeSet(true), ObjCreate(true), MetadataGet, PartsGet]
+    );
     // RUNNING -> RESUMING: stop, nop, SET object.
-    assert_eq!(path(Running, Resuming), vec![ModeSet(true), ObjCreate(false)]);
+    assert_eq!(
+        path(Running, Resuming),
+        vec![ModeSet(true), ObjCreate(false)]
+    );
     // RESUMING -> RUNNING: destroy, nop, run.
     assert_eq!(path(Resuming, Running), vec![ObjDestroy, ModeSet(false)]);
     // STOP -> PRE_COPY: nop, run, capture.
-    assert_eq!(path(Stop, PreCopy), vec![ModeSet(false), ObjCreate(true), MetadataGet, PartsGet]);
+    assert_eq!(
+        path(Stop, PreCopy),
+        vec![ModeSet(false), ObjCreate(true), MetadataGet, PartsGet]
+    );
     // PRE_COPY -> STOP_COPY: stop, final capture.
-    assert_eq!(path(PreCopy, StopCopy), vec![ModeSet(true), MetadataGet, PartsGet]);
+    assert_eq!(
+        path(PreCopy, StopCopy),
+        vec![ModeSet(true), MetadataGet, PartsGet]
+    );
     // PRE_COPY -> STOP: end sessions, stop, nop.
     assert_eq!(path(PreCopy, Stop), vec![ObjDestroy, ModeSet(true)]);
 }
@@ -237,7 +340,12 @@ fn good_parts() -> Vec<u8> {
     for q in 0..3 {
         b.extend(part(types::VQ_NOTIFY_CFG, 0, sel16(q), &[0; 8]));
     }
-    b.extend(part(types::NET_CVQ_CFG, 0, [1, 1, 0, 0, 0, 0, 0, 0], &[0; 8]));
+    b.extend(part(
+        types::NET_CVQ_CFG,
+        0,
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        &[0; 8],
+    ));
     b
 }
 
@@ -262,7 +370,10 @@ fn parts_errors() {
     let kind = |buf: &[u8]| parts::validate(buf).unwrap_err().kind;
     // Truncations.
     assert_eq!(kind(&b[..10]), PartErrorKind::TruncatedHeader);
-    assert!(matches!(kind(&b[..20]), PartErrorKind::TruncatedValue { length: 16 }));
+    assert!(matches!(
+        kind(&b[..20]),
+        PartErrorKind::TruncatedValue { length: 16 }
+    ));
     // Out of order: status before features.
     let mut o = part(types::DEVICE_STATUS, 0, [0; 8], &[1]);
     o.extend(part(types::DRV_FEATURES, 0, [0; 8], &[0; 8]));
@@ -275,16 +386,40 @@ fn parts_errors() {
     v.extend(part(types::VQ_CFG, 0, sel16(1), &[0; 32]));
     assert_eq!(kind(&v), PartErrorKind::Duplicate);
     // Lengths.
-    assert_eq!(kind(&part(types::VQ_CFG, 0, sel16(0), &[0; 31])), PartErrorKind::BadLength);
-    assert_eq!(kind(&part(types::DEVICE_STATUS, 0, [0; 8], &[0; 2])), PartErrorKind::BadLength);
-    assert_eq!(kind(&part(types::DRV_FEATURES, 0, [0; 8], &[0; 7])), PartErrorKind::BadLength);
-    assert_eq!(kind(&part(types::PCI_COMMON_CFG, 0, sel32(0), &[0; 3])), PartErrorKind::BadLength);
+    assert_eq!(
+        kind(&part(types::VQ_CFG, 0, sel16(0), &[0; 31])),
+        PartErrorKind::BadLength
+    );
+    assert_eq!(
+        kind(&part(types::DEVICE_STATUS, 0, [0; 8], &[0; 2])),
+        PartErrorKind::BadLength
+    );
+    assert_eq!(
+        kind(&part(types::DRV_FEATURES, 0, [0; 8], &[0; 7])),
+        PartErrorKind::BadLength
+    );
+    assert_eq!(
+        kind(&part(types::PCI_COMMON_CFG, 0, sel32(0), &[0; 3])),
+        PartErrorKind::BadLength
+    );
     // Selectors.
-    assert_eq!(kind(&part(types::PCI_COMMON_CFG, 0, sel32(63), &[0; 2])), PartErrorKind::BadSelector);
-    assert_eq!(kind(&part(types::VQ_CFG, 0, [0, 0, 1, 0, 0, 0, 0, 0], &[0; 32])), PartErrorKind::BadSelector);
+    assert_eq!(
+        kind(&part(types::PCI_COMMON_CFG, 0, sel32(63), &[0; 2])),
+        PartErrorKind::BadSelector
+    );
+    assert_eq!(
+        kind(&part(types::VQ_CFG, 0, [0, 0, 1, 0, 0, 0, 0, 0], &[0; 32])),
+        PartErrorKind::BadSelector
+    );
     // Unknown types: only when optional.
-    assert_eq!(kind(&part(0x0042, 0, [0; 8], &[])), PartErrorKind::UnknownType);
-    assert_eq!(kind(&part(0x0600, 0, [0; 8], &[])), PartErrorKind::UnknownType);
+    assert_eq!(
+        kind(&part(0x0042, 0, [0; 8], &[])),
+        PartErrorKind::UnknownType
+    );
+    assert_eq!(
+        kind(&part(0x0600, 0, [0; 8], &[])),
+        PartErrorKind::UnknownType
+    );
     assert!(parts::validate(&part(0x0600, 1, [0; 8], &[1, 2])).is_ok());
     // Reserved byte.
     let mut r = part(types::DEVICE_STATUS, 0, [0; 8], &[1]);

@@ -21,8 +21,16 @@ fn part(t: u16, sel: [u8; 8], value: &[u8]) -> Vec<u8> {
 
 fn device_parts() -> Vec<u8> {
     let mut b = Vec::new();
-    b.extend(part(types::DRV_FEATURES, [0; 8], &0x1_0000_0020u64.to_le_bytes()));
-    b.extend(part(types::PCI_COMMON_CFG, [0x14, 0, 0, 0, 0, 0, 0, 0], &[0x0f]));
+    b.extend(part(
+        types::DRV_FEATURES,
+        [0; 8],
+        &0x1_0000_0020u64.to_le_bytes(),
+    ));
+    b.extend(part(
+        types::PCI_COMMON_CFG,
+        [0x14, 0, 0, 0, 0, 0, 0, 0],
+        &[0x0f],
+    ));
     b.extend(part(types::DEVICE_STATUS, [0; 8], &[0x0f]));
     let mut vq = [0u8; 32];
     vq[0] = 0; // size 256 = 0x100
@@ -30,7 +38,11 @@ fn device_parts() -> Vec<u8> {
     vq[4] = 1; // enabled
     vq[8..16].copy_from_slice(&0x1234_5000u64.to_le_bytes());
     b.extend(part(types::VQ_CFG, [0; 8], &vq));
-    b.extend(part(types::NET_CVQ_CFG, [1, 1, 0, 0, 0, 0, 0, 0], &[0x52, 0x54, 0, 1, 2, 3]));
+    b.extend(part(
+        types::NET_CVQ_CFG,
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        &[0x52, 0x54, 0, 1, 2, 3],
+    ));
     b
 }
 
@@ -78,13 +90,28 @@ fn decodes_writer_stream() {
     let data = write_stream(&path, &[]);
     let (code, out, err) = inspect(&[path.to_str().unwrap()]);
     assert_eq!(code, 0, "stderr: {err}");
-    assert!(out.contains("record 0 @ 0: size 128 flags 0x0 tag 0 (device data)"), "{out}");
-    assert!(out.contains("record 1 @ 144: size 3 flags 0x1 tag 77 (unknown optional tag, skipped)"), "{out}");
+    assert!(
+        out.contains("record 0 @ 0: size 128 flags 0x0 tag 0 (device data)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("record 1 @ 144: size 3 flags 0x1 tag 77 (unknown optional tag, skipped)"),
+        "{out}"
+    );
     assert!(out.contains("record 2 @ 163:"), "{out}");
     assert!(out.contains("DRV_FEATURES"), "{out}");
-    assert!(out.contains("VQ_CFG") && out.contains("size=256") && out.contains("desc=0x12345000"), "{out}");
-    assert!(out.contains("NET_CVQ_CFG") && out.contains("class=1 cmd=1"), "{out}");
-    assert!(out.contains(&format!("3 record(s), {} bytes", data.len())), "{out}");
+    assert!(
+        out.contains("VQ_CFG") && out.contains("size=256") && out.contains("desc=0x12345000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("NET_CVQ_CFG") && out.contains("class=1 cmd=1"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("3 record(s), {} bytes", data.len())),
+        "{out}"
+    );
     assert!(!out.contains("warning"), "{out}");
     std::fs::remove_file(path).ok();
 }
@@ -109,7 +136,10 @@ fn malformed_streams_name_the_offset() {
     std::fs::write(&path, &data[..data.len() - 5]).unwrap();
     let (code, _, err) = inspect(&[path.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(err.contains(&format!("error at byte offset {}", data.len() - 5)), "{err}");
+    assert!(
+        err.contains(&format!("error at byte offset {}", data.len() - 5)),
+        "{err}"
+    );
     assert!(err.contains("inside a record payload"), "{err}");
 
     // An unknown mandatory record after the valid ones.
@@ -123,7 +153,10 @@ fn malformed_streams_name_the_offset() {
     let (code, out, err) = inspect(&["--json", path.to_str().unwrap()]);
     assert_eq!(code, 1);
     let at = data.len() - 16;
-    assert!(out.contains(&format!("\"error\":{{\"offset\":{at},")), "{out}");
+    assert!(
+        out.contains(&format!("\"error\":{{\"offset\":{at},")),
+        "{out}"
+    );
     assert!(err.is_empty() || !err.contains("panicked"));
 
     // Parts that violate the specification are reported, the stream is fine.
@@ -135,6 +168,11 @@ fn malformed_streams_name_the_offset() {
     std::fs::write(&path, &out_bytes).unwrap();
     let (code, out, _) = inspect(&[path.to_str().unwrap()]);
     assert_eq!(code, 0);
-    assert!(out.contains("warning: device parts violate the specification at byte offset 33: OutOfOrder"), "{out}");
+    assert!(
+        out.contains(
+            "warning: device parts violate the specification at byte offset 33: OutOfOrder"
+        ),
+        "{out}"
+    );
     std::fs::remove_file(path).ok();
 }

@@ -19,7 +19,11 @@ fn parse_chunks(
     let mut records = Vec::new();
     let mut cur = Vec::new();
     let mut last = 0;
-    let mut bounds: Vec<usize> = cuts.iter().copied().filter(|&c| c <= stream.len()).collect();
+    let mut bounds: Vec<usize> = cuts
+        .iter()
+        .copied()
+        .filter(|&c| c <= stream.len())
+        .collect();
     bounds.sort_unstable();
     bounds.push(stream.len());
     for b in bounds {
@@ -132,7 +136,13 @@ fn size_limit() {
     let (s, _) = stream_of(&[vec![0; 64]]);
     assert!(parse_chunks(&s, &[], 64).is_ok());
     let err = parse_chunks(&s, &[], 63).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::TooLarge { size: 64, limit: 63 });
+    assert_eq!(
+        err.kind,
+        ErrorKind::TooLarge {
+            size: 64,
+            limit: 63
+        }
+    );
     // The limit never exceeds 2^32 - 1.
     assert_eq!(Parser::new(u64::MAX).limit(), MAX_DEVICE_DATA);
     let big = RecordHeader::device_data(MAX_DEVICE_DATA + 1).encode();
@@ -161,7 +171,10 @@ fn unknown_mandatory_tag_rejected() {
     let mut s = h.encode().to_vec();
     s.extend_from_slice(&[1, 2, 3, 4]);
     let err = parse_chunks(&s, &[], 100).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::UnknownMandatoryTag { tag: 7, flags: 0 });
+    assert_eq!(
+        err.kind,
+        ErrorKind::UnknownMandatoryTag { tag: 7, flags: 0 }
+    );
     // Other flag bits do not make a record optional.
     let h2 = RecordHeader { flags: 2, ..h };
     assert!(parse_chunks(&h2.encode(), &[], 100).is_err());

@@ -48,8 +48,8 @@ impl pci::Driver for VirtioVfioPci {
         &VIRTIO_VFIO_PCI_RS_IDS;
 
     fn probe(pdev: &ProbeDevice<'_>) -> Result<NewDevice<Self>> {
-        let virtio = pdev.vendor() == VIRTIO_VENDOR
-            && matches!(pdev.device_id(), VIRTIO_NET | VIRTIO_BLK);
+        let virtio =
+            pdev.vendor() == VIRTIO_VENDOR && matches!(pdev.device_id(), VIRTIO_NET | VIRTIO_BLK);
         let virtio_vf = virtio && pdev.is_virtfn();
         if virtio_vf {
             dev_info!(
@@ -64,7 +64,7 @@ impl pci::Driver for VirtioVfioPci {
                 pdev.device_id()
             );
         }
-        CoreDevice::new::<PlainOps>(pdev, Ok::<_, Error>(VirtioDevice { virtio_vf }))
+        CoreDevice::create::<PlainOps>(pdev, Ok::<_, Error>(VirtioDevice { virtio_vf }))
     }
 }
 

@@ -55,7 +55,11 @@ fn parts_seed(vqs: u16) -> Vec<u8> {
         s[..2].copy_from_slice(&q.to_le_bytes());
         b.extend(part(0x104, s, &[q as u8; 32]));
     }
-    b.extend(part(0x200, [1, 1, 0, 0, 0, 0, 0, 0], &[0x52, 0x54, 0, 0x12, 0x34, 0x56]));
+    b.extend(part(
+        0x200,
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        &[0x52, 0x54, 0, 0x12, 0x34, 0x56],
+    ));
     b
 }
 
@@ -139,13 +143,15 @@ fn main() {
             .cloned()
     };
     let seconds: u64 = get("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
-    let seed: u64 = get("--seed").and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            | 1
-    });
+    let seed: u64 = get("--seed")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+                | 1
+        });
     let which = get("--target").unwrap_or_else(|| "all".into());
     type Target = (&'static str, fn(&[u8]));
     let targets: Vec<Target> = vec![

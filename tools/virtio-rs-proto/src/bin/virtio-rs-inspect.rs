@@ -239,7 +239,11 @@ fn main() -> ExitCode {
         let _ = write!(o, "],\"bytes\":{}", data.len());
         match &error {
             Some((at, msg)) => {
-                let _ = write!(o, ",\"error\":{{\"offset\":{at},\"message\":{}}}}}", json_str(msg));
+                let _ = write!(
+                    o,
+                    ",\"error\":{{\"offset\":{at},\"message\":{}}}}}",
+                    json_str(msg)
+                );
             }
             None => o.push_str(",\"error\":null}"),
         }

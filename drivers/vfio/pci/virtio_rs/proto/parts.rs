@@ -216,9 +216,7 @@ impl<'a> Iterator for Parts<'a> {
             return None;
         }
         let offset = self.pos;
-        let err = |kind| {
-            Some(Err(PartError { kind, offset }))
-        };
+        let err = |kind| Some(Err(PartError { kind, offset }));
         let Some(hdr) = self.data.get(offset..offset.saturating_add(PART_HDR_LEN)) else {
             self.done = true;
             return err(PartErrorKind::TruncatedHeader);
@@ -329,7 +327,10 @@ pub fn validate(data: &[u8]) -> Result<Summary, PartError> {
                 if len != want {
                     return Err(fail(PartErrorKind::BadLength));
                 }
-                if p.selector.get(2..).is_some_and(|r| r.iter().any(|&b| b != 0)) {
+                if p.selector
+                    .get(2..)
+                    .is_some_and(|r| r.iter().any(|&b| b != 0))
+                {
                     return Err(fail(PartErrorKind::BadSelector));
                 }
                 let idx = u32::from(p.vq_index());

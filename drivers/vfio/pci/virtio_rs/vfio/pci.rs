@@ -9,7 +9,7 @@
 //! # Lifecycle
 //!
 //! 1. The PCI core calls probe ([`Driver::probe`]). The driver allocates a
-//!    [`CoreDevice`] with [`CoreDevice::new`], choosing one of its
+//!    [`CoreDevice`] with [`CoreDevice::create`], choosing one of its
 //!    [`DeviceOps`] tables and initialising its data in place, optionally
 //!    enables migration ([`NewDevice::set_migration`]) and returns the
 //!    still unregistered device.
@@ -215,7 +215,7 @@ unsafe impl<T: Driver> AlwaysRefCounted for CoreDevice<T> {
 
 impl<T: Driver> CoreDevice<T> {
     /// Allocate the device of `pdev` with ops `O` and initialise its data.
-    pub fn new<O: DeviceOps<Driver = T>>(
+    pub fn create<O: DeviceOps<Driver = T>>(
         pdev: &ProbeDevice<'_>,
         data: impl PinInit<T::Data, Error>,
     ) -> Result<NewDevice<T>> {
@@ -304,11 +304,6 @@ impl<T: Driver> CoreDevice<T> {
         // SAFETY: called from `close_device` of this device.
         unsafe { bindings::vfio_pci_core_close_device(self.vdev()) }
     }
-
-    /// The VF's `struct pci_dev`, for the virtio admin abstractions.
-    pub(crate) fn raw_pci_dev(&self) -> *mut bindings::pci_dev {
-        self.pdev()
-    }
 }
 
 impl<T: Driver> AsRef<device::Device> for CoreDevice<T> {
@@ -335,6 +330,8 @@ impl<T: Driver> NewDevice<T> {
 pub struct OpsTable<O: DeviceOps>(PhantomData<O>);
 
 impl<O: DeviceOps> OpsTable<O> {
+    // `CStrExt::as_char_ptr()` is not `const`; this is the same cast.
+    #[allow(clippy::disallowed_methods)]
     const TABLE: bindings::vfio_device_ops = bindings::vfio_device_ops {
         name: O::NAME.as_ptr().cast::<u8>().cast_mut(),
         init: Some(bindings::vfio_pci_core_init_dev),
@@ -457,7 +454,7 @@ impl<T: Driver> Registration<T> {
                 // of this registration.
                 unsafe {
                     drv.write(core::mem::zeroed());
-                    (*drv).name = T::NAME.as_ptr().cast();
+                    (*drv).name = T::NAME.as_char_ptr();
                     (*drv).id_table = T::ID_TABLE.as_ptr();
                     (*drv).probe = Some(Self::probe);
                     (*drv).remove = Some(Self::remove);
@@ -466,7 +463,7 @@ impl<T: Driver> Registration<T> {
                     to_result(bindings::__pci_register_driver(
                         drv,
                         module.as_ptr(),
-                        T::NAME.as_ptr().cast(),
+                        T::NAME.as_char_ptr(),
                     ))
                 }
             }),
@@ -482,8 +479,8 @@ impl<T: Driver> Registration<T> {
         _id: *const bindings::pci_device_id,
     ) -> c_int {
         from_result(|| {
-            // SAFETY: `pdev` is valid and being probed.
             let probe = ProbeDevice {
+                // SAFETY: the PCI core passes a valid device being probed.
                 pdev: unsafe { NonNull::new_unchecked(pdev) },
                 _p: PhantomData,
             };
