@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/vfio.h>
@@ -222,6 +223,11 @@ static int raw(uint32_t cap, uint16_t opcode, uint16_t group, uint64_t member,
 #define Q_INVALID_GROUP 4
 #define Q_INVALID_MEMBER 5
 
+/* One valid DEVICE_STATUS part. */
+static const uint8_t status_part[17] = {
+	0x03, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x0f
+};
+
 static void obj_hdr(uint8_t *b, uint32_t id)
 {
 	memset(b, 0, 8);
@@ -233,6 +239,7 @@ TEST(sim_spec_checks)
 	uint8_t create[24] = { 0 }, hdr[16] = { 0 }, set[8 + 64] = { 0 };
 	struct raw_reply r;
 	uint32_t id = 200;
+	uint8_t stop = 1, run = 0;
 
 	ensure_sim(_metadata);
 	/* VF 3 runs and has no driver: create a SET object directly. */
@@ -246,33 +253,24 @@ TEST(sim_spec_checks)
 
 	/* SET while running fails, without side effects. */
 	obj_hdr(set, id);
-	{
-		/* One valid DEVICE_STATUS part. */
-		uint8_t part[17] = { 0x03, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x0f };
-
-		memcpy(set + 8, part, sizeof(part));
-	}
+	memcpy(set + 8, status_part, sizeof(status_part));
 	ASSERT_EQ(0, raw(0, 0x10, 1, 3, set, 8 + 17, &r));
 	EXPECT_EQ(ST_EBUSY, r.status);
 	/* Stop the device: the same SET succeeds. */
-	{
-		uint8_t stop = 1, run = 0;
-
-		ASSERT_EQ(0, raw(0, 0x11, 1, 3, &stop, 1, &r));
-		ASSERT_EQ(ST_OK, r.status);
-		ASSERT_EQ(0, raw(0, 0x10, 1, 3, set, 8 + 17, &r));
-		EXPECT_EQ(ST_OK, r.status);
-		/* Malformed parts (truncated value) are rejected. */
-		set[8 + 12] = 5;
-		ASSERT_EQ(0, raw(0, 0x10, 1, 3, set, 8 + 17, &r));
-		EXPECT_EQ(ST_EINVAL, r.status);
-		/* Undefined mode bits are rejected. */
-		stop = 2;
-		ASSERT_EQ(0, raw(0, 0x11, 1, 3, &stop, 1, &r));
-		EXPECT_EQ(ST_EINVAL, r.status);
-		ASSERT_EQ(0, raw(0, 0x11, 1, 3, &run, 1, &r));
-		EXPECT_EQ(ST_OK, r.status);
-	}
+	ASSERT_EQ(0, raw(0, 0x11, 1, 3, &stop, 1, &r));
+	ASSERT_EQ(ST_OK, r.status);
+	ASSERT_EQ(0, raw(0, 0x10, 1, 3, set, 8 + 17, &r));
+	EXPECT_EQ(ST_OK, r.status);
+	/* Malformed parts (truncated value) are rejected. */
+	set[8 + 12] = 5;
+	ASSERT_EQ(0, raw(0, 0x10, 1, 3, set, 8 + 17, &r));
+	EXPECT_EQ(ST_EINVAL, r.status);
+	/* Undefined mode bits are rejected. */
+	stop = 2;
+	ASSERT_EQ(0, raw(0, 0x11, 1, 3, &stop, 1, &r));
+	EXPECT_EQ(ST_EINVAL, r.status);
+	ASSERT_EQ(0, raw(0, 0x11, 1, 3, &run, 1, &r));
+	EXPECT_EQ(ST_OK, r.status);
 	/* A GET command on a SET object: wrong object type. */
 	obj_hdr(hdr, id);
 	hdr[8] = 0;	/* SIZE */
@@ -332,6 +330,118 @@ TEST(sim_unload_while_bound)
 	vfio_close(&d);
 	EXPECT_EQ(0, unbind_and_clear(vf));
 	EXPECT_EQ(0, sim_stat("objects"));
+}
+
+/* A function reset of the VF returns its device parts to the defaults. */
+TEST_F(c_pair, sim_vf_reset_restores_defaults)
+{
+	uint64_t dst_default, dst_loaded, dst_reset;
+	size_t len = 0;
+	uint8_t *buf = NULL;
+	int fd, rfd, stopped;
+
+	ASSERT_EQ(0, sim_vf_state(2, &dst_default, NULL, NULL, NULL));
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	ASSERT_GT(mig_read_all(fd, &buf, &len, 65536, 0), 16);
+	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, VFIO_DEVICE_STATE_RESUMING, &rfd));
+	ASSERT_EQ(0, mig_write_all(rfd, buf, len, 65536));
+	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, sim_vf_state(2, &dst_loaded, NULL, NULL, NULL));
+	EXPECT_NE(dst_default, dst_loaded);
+	/* Stop it, then FLR: defaults and running again. */
+	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, ioctl(self->d[1].device_fd, VFIO_DEVICE_RESET));
+	ASSERT_EQ(0, sim_vf_state(2, &dst_reset, NULL, &stopped, NULL));
+	EXPECT_EQ(dst_default, dst_reset);
+	EXPECT_FALSE(stopped);
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, mig_get_state(self->d[1].device_fd));
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(rfd);
+	close(fd);
+	free(buf);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Each fault injection of the control file does what it says. */
+TEST_F(c_pair, sim_fault_injection)
+{
+	size_t len = 0;
+	uint8_t *buf = NULL;
+	double t0;
+	int fd, rfd, ret;
+
+	/* fail: the 1st next PARTS_GET answers EINVAL; the driver reports it. */
+	ASSERT_EQ(0, sim_ctl("fail 0xf 1 22"));
+	ret = mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_STOP_COPY, &fd);
+	EXPECT_EQ(-EINVAL, ret);
+	EXPECT_EQ(0, sim_stat("objects"));
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	EXPECT_EQ(0, sim_stat("faults_pending"));
+
+	/* delay: MODE_SET takes at least the delay. */
+	ASSERT_EQ(0, sim_ctl("delay 0x11 1 300"));
+	t0 = now_s();
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_STOP, NULL));
+	EXPECT_GE(now_s() - t0, 0.3);
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL));
+
+	/* resize: the state grows between METADATA_GET and PARTS_GET, past the
+	 * buffer sized from METADATA_GET: the device answers ENOMEM. */
+	ASSERT_EQ(0, sim_ctl("resize 1 20000"));
+	ret = mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_STOP_COPY, &fd);
+	EXPECT_EQ(-ENOMEM, ret);
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL));
+
+	/* short: PARTS_GET returns 100 bytes; the record carries truncated
+	 * parts, which the destination device rejects on DEV_PARTS_SET. */
+	ASSERT_EQ(0, sim_ctl("short 0xf 1 100"));
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	ASSERT_EQ(116, mig_read_all(fd, &buf, &len, 4096, 0));
+	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, VFIO_DEVICE_STATE_RESUMING, &rfd));
+	EXPECT_EQ(-EINVAL, mig_write_all(rfd, buf, len, 4096));
+	EXPECT_EQ(0, mig_set_state(self->d[1].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	EXPECT_GT(sim_trace_count(0xf), 0);
+	close(rfd);
+	close(fd);
+	free(buf);
+}
+
+/* The largest state: 64 MiB through the C driver, and the admin commands a
+ * real queue without indirect descriptors could not take are counted. */
+TEST_F_TIMEOUT(c_pair, sim_large_state_64m, 600)
+{
+	uint64_t src_hash, dst_hash, size;
+	size_t len = 0;
+	uint8_t *buf = NULL;
+	int fd, rfd;
+
+	ASSERT_EQ(0, sim_ctl("size 1 %d", 64 << 20));
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	ASSERT_EQ((64 << 20) + 16, mig_read_all(fd, &buf, &len, 1 << 20, 0));
+	ASSERT_EQ(0, sim_vf_state(1, &src_hash, &size, NULL, NULL));
+	EXPECT_EQ(64 << 20, size);
+	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, VFIO_DEVICE_STATE_RESUMING, &rfd));
+	ASSERT_EQ(0, mig_write_all(rfd, buf, len, 1 << 20));
+	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, sim_vf_state(2, &dst_hash, &size, NULL, NULL));
+	EXPECT_EQ(src_hash, dst_hash);
+	EXPECT_EQ(64 << 20, size);
+	EXPECT_GT(sim_stat("over_vq_size"), 0);
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(rfd);
+	close(fd);
+	free(buf);
+	/* Back to the default size for later tests. */
+	ASSERT_EQ(0, sim_ctl("size 1 4096"));
+	ASSERT_EQ(0, sim_ctl("size 2 4096"));
 }
 
 TEST_HARNESS_MAIN
