@@ -19,7 +19,8 @@
 //!   `fail <opcode> <nth> <status>`, `short <opcode> <nth> <bytes>`,
 //!   `delay <opcode> <nth> <ms>` (fault injection on the nth next command of
 //!   that opcode), `resize <vf> <delta>` (the state changes size right after
-//!   the next METADATA_GET), `dump <vf>`, `clear` (counters, trace, faults).
+//!   the next METADATA_GET), `dump <vf>`, `vq_size <n>` (descriptors of the
+//!   virtual admin queue), `clear` (counters, trace, faults).
 
 use kernel::{
     alloc::KVVec,
@@ -157,6 +158,10 @@ fn ctl(sim: &Arc<Sim>, reader: &mut UserSliceReader) -> Result {
             sim.resize_after_metadata(vf, delta)
         }
         Some("dump") => sim.set_dump_vf(num(w.next())?),
+        Some("vq_size") => {
+            sim.set_vq_size(num(w.next())?);
+            Ok(())
+        }
         Some("clear") => {
             sim.clear();
             Ok(())

@@ -946,6 +946,10 @@ impl Sim {
         Ok(())
     }
 
+    pub(crate) fn set_vq_size(&self, n: u32) {
+        self.state.lock().vq_size = n;
+    }
+
     pub(crate) fn set_rate(&self, rate: usize) {
         self.state.lock().rate = rate;
     }
