@@ -150,11 +150,7 @@ fn ctl(sim: &Arc<Sim>, reader: &mut UserSliceReader) -> Result {
         }
         Some("resize") => {
             let vf = num(w.next())?;
-            let delta = w
-                .next()
-                .ok_or(EINVAL)?
-                .parse::<i64>()
-                .map_err(|_| EINVAL)?;
+            let delta = w.next().ok_or(EINVAL)?.parse::<i64>().map_err(|_| EINVAL)?;
             sim.resize_after_metadata(vf, delta)
         }
         Some("dump") => sim.set_dump_vf(num(w.next())?),

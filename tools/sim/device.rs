@@ -29,7 +29,10 @@ use kernel::{
 
 use crate::{
     hook::PfRef,
-    proto::parts::{self, types, Parts, PART_HDR_LEN},
+    proto::{
+        bytes::{le16, le32, le64},
+        parts::{self, types, Parts, PART_HDR_LEN},
+    },
     sg::SgList,
 };
 
@@ -291,30 +294,6 @@ pub(crate) struct Config {
     pub(crate) vq_size: u32,
 }
 
-fn le16(b: &[u8], at: usize) -> u16 {
-    let mut x = [0u8; 2];
-    if let Some(s) = b.get(at..at.saturating_add(2)) {
-        x.copy_from_slice(s);
-    }
-    u16::from_le_bytes(x)
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    let mut x = [0u8; 4];
-    if let Some(s) = b.get(at..at.saturating_add(4)) {
-        x.copy_from_slice(s);
-    }
-    u32::from_le_bytes(x)
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    let mut x = [0u8; 8];
-    if let Some(s) = b.get(at..at.saturating_add(8)) {
-        x.copy_from_slice(s);
-    }
-    u64::from_le_bytes(x)
-}
-
 fn push_part(out: &mut KVVec<u8>, t: u16, flags: u8, sel: [u8; 8], value: &[u8]) -> Result {
     let len = u32::try_from(value.len()).map_err(|_| EINVAL)?;
     out.extend_from_slice(&t.to_le_bytes(), GFP_KERNEL)?;
@@ -338,11 +317,35 @@ fn sel32(v: u32) -> [u8; 8] {
 /// Default state of VF `vf` (1-based) of about `size` bytes.
 fn default_state(vf: u16, size: usize, queues: u16, features: u64) -> Result<KVVec<u8>> {
     let mut s = KVVec::with_capacity(size.max(512), GFP_KERNEL)?;
-    push_part(&mut s, types::DEV_FEATURES, parts::PART_F_OPTIONAL, [0; 8], &features.to_le_bytes())?;
-    push_part(&mut s, types::DRV_FEATURES, 0, [0; 8], &(features & !(1 << 15)).to_le_bytes())?;
+    push_part(
+        &mut s,
+        types::DEV_FEATURES,
+        parts::PART_F_OPTIONAL,
+        [0; 8],
+        &features.to_le_bytes(),
+    )?;
+    push_part(
+        &mut s,
+        types::DRV_FEATURES,
+        0,
+        [0; 8],
+        &(features & !(1 << 15)).to_le_bytes(),
+    )?;
     // msix_config and queue_select of struct virtio_pci_common_cfg.
-    push_part(&mut s, types::PCI_COMMON_CFG, 0, sel32(0x10), &0u16.to_le_bytes())?;
-    push_part(&mut s, types::PCI_COMMON_CFG, 0, sel32(0x16), &0u16.to_le_bytes())?;
+    push_part(
+        &mut s,
+        types::PCI_COMMON_CFG,
+        0,
+        sel32(0x10),
+        &0u16.to_le_bytes(),
+    )?;
+    push_part(
+        &mut s,
+        types::PCI_COMMON_CFG,
+        0,
+        sel32(0x16),
+        &0u16.to_le_bytes(),
+    )?;
     push_part(&mut s, types::DEVICE_STATUS, 0, [0; 8], &[0x0f])?;
     let base = 0x1_0000_0000u64.saturating_mul(u64::from(vf));
     for q in 0..queues {
@@ -363,9 +366,21 @@ fn default_state(vf: u16, size: usize, queues: u16, features: u64) -> Result<KVV
         push_part(&mut s, types::VQ_NOTIFY_CFG, 0, sel16(q), &v)?;
     }
     // VIRTIO_NET_CTRL_RX (0) / PROMISC (0), VIRTIO_NET_CTRL_MAC (1) / ADDR_SET (1).
-    push_part(&mut s, types::NET_CVQ_CFG, 0, [0, 0, 0, 0, 0, 0, 0, 0], &[0])?;
+    push_part(
+        &mut s,
+        types::NET_CVQ_CFG,
+        0,
+        [0, 0, 0, 0, 0, 0, 0, 0],
+        &[0],
+    )?;
     let vfb = vf.to_le_bytes();
-    push_part(&mut s, types::NET_CVQ_CFG, 0, [1, 1, 0, 0, 0, 0, 0, 0], &[0x52, 0x54, 0, 0xab, vfb[1], vfb[0]])?;
+    push_part(
+        &mut s,
+        types::NET_CVQ_CFG,
+        0,
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        &[0x52, 0x54, 0, 0xab, vfb[1], vfb[0]],
+    )?;
     push_part(&mut s, SIM_GENERATION, 0, [0; 8], &0u64.to_le_bytes())?;
     let mut index: u32 = 0;
     while size.saturating_sub(s.len()) > PART_HDR_LEN {
@@ -507,7 +522,12 @@ impl Sim {
     }
 
     /// Execute one admin command arriving through the hook.
-    pub(crate) fn exec(&self, h: &Header, data: Option<&SgList<'_>>, result: Option<&mut SgList<'_>>) -> Reply {
+    pub(crate) fn exec(
+        &self,
+        h: &Header,
+        data: Option<&SgList<'_>>,
+        result: Option<&mut SgList<'_>>,
+    ) -> Reply {
         let d = match read_data(data) {
             Ok(d) => d,
             Err(r) => return r,
@@ -577,9 +597,9 @@ impl Sim {
         let seq = st.seq;
         if let Some(t) = st.trace.get_mut((seq as usize) % TRACE_LEN) {
             *t = TraceEntry {
-            seq,
-            opcode: h.opcode,
-            member: h.member,
+                seq,
+                opcode: h.opcode,
+                member: h.member,
                 status: reply.status,
                 written: reply.written,
             };
@@ -636,7 +656,13 @@ impl State {
         self.objs.len()
     }
 
-    fn dispatch(&mut self, h: &Header, d: KVVec<u8>, result: Option<&mut (dyn Sink + '_)>, pf: &PfRef) -> Reply {
+    fn dispatch(
+        &mut self,
+        h: &Header,
+        d: KVVec<u8>,
+        result: Option<&mut (dyn Sink + '_)>,
+        pf: &PfRef,
+    ) -> Reply {
         if h.opcode != op::LIST_QUERY && h.opcode != op::LIST_USE {
             if h.opcode >= 64 || (self.in_use & (1 << h.opcode)) == 0 {
                 return Reply::err(status::EINVAL, qual::INVALID_OPCODE);
@@ -681,7 +707,9 @@ impl State {
                 }
                 let (g, s) = (d.get(8).copied(), d.get(9).copied());
                 match (le16(&d, 0), g, s) {
-                    (DEV_PARTS_CAP, Some(g), Some(s)) if g <= self.get_limit && s <= self.set_limit => {
+                    (DEV_PARTS_CAP, Some(g), Some(s))
+                        if g <= self.get_limit && s <= self.set_limit =>
+                    {
                         self.limit = g.min(s);
                         Reply::ok(0)
                     }
@@ -751,7 +779,11 @@ impl State {
             return Reply::err(status::ENOSPC, qual::NORESOURCE);
         }
         let member = u16::try_from(vf + 1).unwrap_or(0);
-        if self.objs.push(Obj { id, member, kind }, GFP_KERNEL).is_err() {
+        if self
+            .objs
+            .push(Obj { id, member, kind }, GFP_KERNEL)
+            .is_err()
+        {
             return Reply::err(status::ENOMEM, qual::NORESOURCE);
         }
         Reply::ok(0)
@@ -767,7 +799,11 @@ impl State {
         }
         let id = le32(d, 4);
         let member = u16::try_from(vf + 1).unwrap_or(0);
-        match self.objs.iter().position(|o| o.id == id && o.member == member) {
+        match self
+            .objs
+            .iter()
+            .position(|o| o.id == id && o.member == member)
+        {
             Some(i) => {
                 let _ = self.objs.remove(i);
                 Reply::ok(0)
@@ -776,7 +812,12 @@ impl State {
         }
     }
 
-    fn metadata_get(&mut self, h: &Header, d: &[u8], result: Option<&mut (dyn Sink + '_)>) -> Reply {
+    fn metadata_get(
+        &mut self,
+        h: &Header,
+        d: &[u8],
+        result: Option<&mut (dyn Sink + '_)>,
+    ) -> Reply {
         let vf = match self.obj(h, d, ObjKind::Get) {
             Ok(i) => i,
             Err(r) => return r,
@@ -852,13 +893,19 @@ impl State {
                 // SELECTED: the requested part headers follow at offset 16.
                 let mut out = KVVec::new();
                 for p in Parts::new(&v.state).flatten() {
-                    let wanted = d.get(16..).unwrap_or(&[]).chunks_exact(PART_HDR_LEN).any(|req| {
-                        le16(req, 0) == p.part_type
-                            && (matches!(
-                                p.part_type,
-                                types::DEV_FEATURES | types::DRV_FEATURES | types::DEVICE_STATUS
-                            ) || req.get(4..12) == Some(&p.selector[..]))
-                    });
+                    let wanted = d
+                        .get(16..)
+                        .unwrap_or(&[])
+                        .chunks_exact(PART_HDR_LEN)
+                        .any(|req| {
+                            le16(req, 0) == p.part_type
+                                && (matches!(
+                                    p.part_type,
+                                    types::DEV_FEATURES
+                                        | types::DRV_FEATURES
+                                        | types::DEVICE_STATUS
+                                ) || req.get(4..12) == Some(&p.selector[..]))
+                        });
                     if wanted {
                         let end = p.offset + PART_HDR_LEN + p.value.len();
                         if let Some(bytes) = v.state.get(p.offset..end) {
@@ -913,7 +960,10 @@ impl Sim {
     pub(crate) fn set_size(&self, vf: u16, size: usize) -> Result {
         let mut st = self.state.lock();
         let queues = st.queues;
-        let v = st.vfs.get_mut(usize::from(vf).wrapping_sub(1)).ok_or(EINVAL)?;
+        let v = st
+            .vfs
+            .get_mut(usize::from(vf).wrapping_sub(1))
+            .ok_or(EINVAL)?;
         if size > MAX_STATE {
             return Err(EINVAL);
         }
@@ -925,14 +975,20 @@ impl Sim {
 
     pub(crate) fn set_features(&self, vf: u16, features: u64) -> Result {
         let mut st = self.state.lock();
-        let v = st.vfs.get_mut(usize::from(vf).wrapping_sub(1)).ok_or(EINVAL)?;
+        let v = st
+            .vfs
+            .get_mut(usize::from(vf).wrapping_sub(1))
+            .ok_or(EINVAL)?;
         v.features = features;
         Ok(())
     }
 
     pub(crate) fn resize_after_metadata(&self, vf: u16, delta: i64) -> Result {
         let mut st = self.state.lock();
-        let v = st.vfs.get_mut(usize::from(vf).wrapping_sub(1)).ok_or(EINVAL)?;
+        let v = st
+            .vfs
+            .get_mut(usize::from(vf).wrapping_sub(1))
+            .ok_or(EINVAL)?;
         v.resize_after_metadata = Some(delta);
         Ok(())
     }
@@ -942,7 +998,14 @@ impl Sim {
             return Err(EINVAL);
         }
         let mut st = self.state.lock();
-        st.faults.push(Fault { opcode, skip: nth - 1, action }, GFP_KERNEL)?;
+        st.faults.push(
+            Fault {
+                opcode,
+                skip: nth - 1,
+                action,
+            },
+            GFP_KERNEL,
+        )?;
         Ok(())
     }
 
@@ -1002,7 +1065,11 @@ impl Sim {
     pub(crate) fn show_stats(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         let st = self.state.lock();
         writeln!(f, "objects {}", st.live_objects())?;
-        writeln!(f, "limit {} get_limit {} set_limit {}", st.limit, st.get_limit, st.set_limit)?;
+        writeln!(
+            f,
+            "limit {} get_limit {} set_limit {}",
+            st.limit, st.get_limit, st.set_limit
+        )?;
         writeln!(f, "in_use {:#x}", st.in_use)?;
         writeln!(f, "over_vq_size {} vq_size {}", st.over_vq, st.vq_size)?;
         writeln!(f, "detached {}", st.detached)?;
@@ -1041,7 +1108,10 @@ impl Sim {
         offset: &mut kernel::fs::file::Offset,
     ) -> Result<usize> {
         let st = self.state.lock();
-        let v = st.vfs.get(usize::from(st.dump_vf).wrapping_sub(1)).ok_or(EINVAL)?;
+        let v = st
+            .vfs
+            .get(usize::from(st.dump_vf).wrapping_sub(1))
+            .ok_or(EINVAL)?;
         writer.write_slice_file(&v.state, offset)
     }
 

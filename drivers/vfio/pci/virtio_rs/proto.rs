@@ -11,7 +11,8 @@
 //! - [`save`]: the framing and byte accounting of the saving (source) side;
 //! - [`arcs`]: the VFIO migration state arcs and the action taken on each;
 //! - [`precopy`]: the pre-copy policy (read cap and rate limit);
-//! - [`parts`]: walking and validating virtio 1.4 device parts.
+//! - [`parts`]: walking and validating virtio 1.4 device parts;
+//! - [`bytes`]: little-endian field readers for wire structures.
 //!
 //! The same files are compiled into the kernel module (`mod proto`) and into
 //! the host crate `tools/virtio-rs-proto` (through `#[path]`), where
@@ -38,6 +39,8 @@
 
 #[path = "proto/arcs.rs"]
 pub mod arcs;
+#[path = "proto/bytes.rs"]
+pub mod bytes;
 #[path = "proto/parts.rs"]
 pub mod parts;
 #[path = "proto/precopy.rs"]

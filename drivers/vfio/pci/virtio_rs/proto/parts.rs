@@ -30,6 +30,8 @@
 //! upstream does); the simulated device, the tests and the stream inspector
 //! use this module.
 
+use super::bytes::{le16, le32};
+
 /// Size of a device-part header.
 pub const PART_HDR_LEN: usize = 16;
 
@@ -102,22 +104,6 @@ pub struct Part<'a> {
     pub selector: [u8; 8],
     /// The value bytes.
     pub value: &'a [u8],
-}
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    let mut x = [0u8; 2];
-    if let Some(s) = b.get(at..at.saturating_add(2)) {
-        x.copy_from_slice(s);
-    }
-    u16::from_le_bytes(x)
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    let mut x = [0u8; 4];
-    if let Some(s) = b.get(at..at.saturating_add(4)) {
-        x.copy_from_slice(s);
-    }
-    u32::from_le_bytes(x)
 }
 
 impl Part<'_> {
