@@ -28,5 +28,36 @@ size_t virtio_rs_helper_offsetof_vfio_pci_core_device_pdev(void);
 /* static inline functions and bitfields. */
 bool virtio_rs_helper_pci_is_virtfn(struct pci_dev *pdev);
 void virtio_rs_helper_vfio_put_device(struct vfio_device *vdev);
+int virtio_rs_helper_vfio_check_precopy_ioctl(struct vfio_device *vdev,
+					      unsigned int cmd, unsigned long arg,
+					      struct vfio_precopy_info *info);
+
+/*
+ * Migration callbacks without enums in their indirect-call signatures.
+ *
+ * The callbacks of struct vfio_migration_ops take enum
+ * vfio_device_mig_state. Under kCFI the type hash of an indirect call
+ * includes the enum's name, which Rust can only reproduce with the
+ * unstable #[cfi_encoding] attribute (not allowed in modules). So
+ * vdev->mig_ops points at the `ops` member of this structure, whose
+ * callbacks are the C trampolines below; they find the structure with
+ * container_of() and call the Rust callbacks with the state as a u32.
+ *
+ * set_state returns 0 and stores the new file (or NULL) in *filep, or
+ * returns a negative errno.
+ */
+struct virtio_rs_mig_ops {
+	struct vfio_migration_ops ops;
+	int (*set_state)(struct vfio_device *vdev, u32 new_state,
+			 struct file **filep);
+	int (*get_state)(struct vfio_device *vdev, u32 *state);
+	int (*get_data_size)(struct vfio_device *vdev, unsigned long *len);
+};
+
+struct file *virtio_rs_mig_set_state(struct vfio_device *vdev,
+				     enum vfio_device_mig_state new_state);
+int virtio_rs_mig_get_state(struct vfio_device *vdev,
+			    enum vfio_device_mig_state *state);
+int virtio_rs_mig_get_data_size(struct vfio_device *vdev, unsigned long *len);
 
 #endif /* _VIRTIO_RS_BINDINGS_H */

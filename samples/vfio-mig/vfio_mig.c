@@ -6,6 +6,12 @@
  *   vfio-mig save BDF FILE    RUNNING -> STOP_COPY, read the stream to FILE,
  *                             back to RUNNING
  *   vfio-mig load BDF FILE    RUNNING -> RESUMING, write FILE, -> RUNNING
+ *   vfio-mig migrate SRC DST  live-migrate SRC's state into DST as QEMU
+ *                             does: DST RESUMING, SRC PRE_COPY (initial
+ *                             data streamed while SRC runs), PRE_COPY_P2P,
+ *                             STOP_COPY, then DST RUNNING; prints every
+ *                             state change, the bytes moved per phase and
+ *                             the stop-to-resume time
  *
  * The device (bound to a vfio-pci variant driver with migration support) is
  * opened through its iommufd cdev. The stream can be decoded on the host
@@ -19,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/iommufd.h>
@@ -82,6 +89,82 @@ static int set_state(int fd, uint32_t state)
 	return s->data_fd;
 }
 
+static const char *const names[] = {
+	"ERROR", "STOP", "RUNNING", "STOP_COPY", "RESUMING", "RUNNING_P2P",
+	"PRE_COPY", "PRE_COPY_P2P",
+};
+
+static int go(const char *who, int fd, uint32_t state)
+{
+	printf("  %-11s -> %s\n", who, names[state]);
+	return set_state(fd, state);
+}
+
+/* Copy from data fd `src` to `dst` until EOF (or -ENOMSG when precopy). */
+static long pump(int src, int dst, int precopy)
+{
+	static uint8_t buf[1 << 16];
+	long total = 0;
+	ssize_t n;
+
+	for (;;) {
+		n = read(src, buf, sizeof(buf));
+		if (n < 0 && precopy && errno == ENOMSG)
+			break;
+		if (n < 0)
+			die("read migration data");
+		if (n == 0)
+			break;
+		if (write(dst, buf, n) != n)
+			die("write migration data");
+		total += n;
+	}
+	return total;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int migrate(const char *src_bdf, const char *dst_bdf)
+{
+	struct vfio_precopy_info info = { .argsz = sizeof(info) };
+	int src, dst, sfd, dfd;
+	long pre = 0, stop;
+	double t0;
+
+	src = open_device(src_bdf);
+	dst = open_device(dst_bdf);
+	printf("states traversed (source %s, destination %s):\n", src_bdf, dst_bdf);
+	dfd = go("destination", dst, VFIO_DEVICE_STATE_RESUMING);
+	sfd = go("source", src, VFIO_DEVICE_STATE_PRE_COPY);
+	if (ioctl(sfd, VFIO_MIG_GET_PRECOPY_INFO, &info))
+		die("VFIO_MIG_GET_PRECOPY_INFO");
+	printf("  pre-copy: initial_bytes %llu dirty_bytes %llu\n",
+	       (unsigned long long)info.initial_bytes, (unsigned long long)info.dirty_bytes);
+	pre = pump(sfd, dfd, 1);
+	t0 = now();
+	go("source", src, VFIO_DEVICE_STATE_PRE_COPY_P2P);
+	go("source", src, VFIO_DEVICE_STATE_STOP_COPY);
+	stop = pump(sfd, dfd, 0);
+	go("destination", dst, VFIO_DEVICE_STATE_STOP);
+	go("destination", dst, VFIO_DEVICE_STATE_RUNNING);
+	printf("bytes moved: %ld while the source ran (pre-copy), %ld after it stopped (stop-copy)\n",
+	       pre, stop);
+	printf("device downtime (source stopped -> destination running): %.1f ms\n",
+	       (now() - t0) * 1e3);
+	go("source", src, VFIO_DEVICE_STATE_STOP);
+	close(sfd);
+	close(dfd);
+	close(src);
+	close(dst);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static uint8_t buf[1 << 16];
@@ -89,8 +172,10 @@ int main(int argc, char **argv)
 	int dev, data, file;
 	ssize_t n;
 
+	if (argc == 4 && !strcmp(argv[1], "migrate"))
+		return migrate(argv[2], argv[3]);
 	if (argc != 4 || (strcmp(argv[1], "save") && strcmp(argv[1], "load"))) {
-		fprintf(stderr, "usage: vfio-mig save|load BDF FILE\n");
+		fprintf(stderr, "usage: vfio-mig save|load BDF FILE | migrate SRC DST\n");
 		return 2;
 	}
 	dev = open_device(argv[2]);

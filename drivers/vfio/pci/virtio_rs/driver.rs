@@ -1,16 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The driver: probe and the device ops.
+//! The driver: probe, ops selection and the device ops.
 //!
 //! Binds only through `driver_override` (ids 1af4:1041 virtio-net and
-//! 1af4:1042 virtio-blk, as upstream), and serves every device it is bound
-//! to as a vfio-pci device. As upstream does, a device that is not a virtio
-//! VF (a PF, or another device named in `driver_override`) is served as a
-//! plain vfio-pci device; we log that choice once per probe.
+//! 1af4:1042 virtio-blk, as upstream). A virtio VF whose PF (bound to
+//! `virtio-pci`) offers the device-parts admin commands gets live migration
+//! (STOP_COPY | P2P | PRE_COPY, see [`crate::mig`]); every other device it is
+//! bound to, including a PF or a non-virtio device named in
+//! `driver_override`, is served as a plain vfio-pci device, as upstream
+//! does. Probe logs which of the two it chose.
 
 use kernel::prelude::*;
 
-use crate::vfio::pci::{self, CoreDevice, DeviceOps, NewDevice, ProbeDevice, VfioPciDeviceId};
+use crate::mig::{MigDevice, MigOps};
+use crate::vfio::{
+    migration::{MIGRATION_P2P, MIGRATION_PRE_COPY, MIGRATION_STOP_COPY},
+    pci::{self, CoreDevice, DeviceOps, NewDevice, ProbeDevice, VfioPciDeviceId},
+};
+use crate::virtio_admin::Vf;
 
 /// PCI vendor id of virtio devices (Red Hat / Qumranet).
 const VIRTIO_VENDOR: u16 = 0x1af4;
@@ -35,9 +42,15 @@ pub(crate) struct VirtioVfioPci;
 
 /// Per-device state of the driver.
 pub(crate) struct VirtioDevice {
-    /// Whether the device is a virtio VF (as opposed to a device served as
-    /// plain vfio-pci).
-    virtio_vf: bool,
+    /// Migration state, for a VF whose PF offers device parts.
+    mig: Option<Pin<KBox<MigDevice>>>,
+}
+
+impl VirtioDevice {
+    /// The migration state, if the device migrates.
+    pub(crate) fn mig(&self) -> Option<&MigDevice> {
+        self.mig.as_deref()
+    }
 }
 
 impl pci::Driver for VirtioVfioPci {
@@ -50,29 +63,37 @@ impl pci::Driver for VirtioVfioPci {
     fn probe(pdev: &ProbeDevice<'_>) -> Result<NewDevice<Self>> {
         let virtio =
             pdev.vendor() == VIRTIO_VENDOR && matches!(pdev.device_id(), VIRTIO_NET | VIRTIO_BLK);
-        let virtio_vf = virtio && pdev.is_virtfn();
-        if virtio_vf {
-            dev_info!(
-                pdev.as_ref(),
-                "virtio VF: serving it through vfio-pci, live migration not supported yet\n"
-            );
-        } else {
+        if !(virtio && pdev.is_virtfn()) {
             dev_info!(
                 pdev.as_ref(),
                 "{:04x}:{:04x} is not a virtio VF: serving it as a plain vfio-pci device\n",
                 pdev.vendor(),
                 pdev.device_id()
             );
+            return CoreDevice::create::<PlainOps>(pdev, Ok::<_, Error>(VirtioDevice { mig: None }));
         }
-        CoreDevice::create::<PlainOps>(pdev, Ok::<_, Error>(VirtioDevice { virtio_vf }))
+        let Some(vf) = Vf::probe(pdev) else {
+            dev_info!(
+                pdev.as_ref(),
+                "virtio VF: its PF offers no device parts: plain vfio-pci, no live migration\n"
+            );
+            return CoreDevice::create::<PlainOps>(pdev, Ok::<_, Error>(VirtioDevice { mig: None }));
+        };
+        let mig = KBox::pin_init(MigDevice::new(vf), GFP_KERNEL)?;
+        let mut dev =
+            CoreDevice::create::<MigDeviceOps>(pdev, Ok::<_, Error>(VirtioDevice { mig: Some(mig) }))?;
+        dev.set_migration::<MigOps>(MIGRATION_STOP_COPY | MIGRATION_P2P | MIGRATION_PRE_COPY);
+        dev_info!(
+            pdev.as_ref(),
+            "virtio VF: live migration enabled (STOP_COPY | P2P | PRE_COPY)\n"
+        );
+        Ok(dev)
     }
-}
 
-impl VirtioDevice {
-    /// Whether the device is a virtio VF.
-    #[allow(dead_code)]
-    pub(crate) fn is_virtio_vf(&self) -> bool {
-        self.virtio_vf
+    fn reset_done(dev: &CoreDevice<Self>) {
+        if let Some(mig) = crate::mig::mig_of(dev) {
+            mig.reset_done();
+        }
     }
 }
 
@@ -83,4 +104,29 @@ struct PlainOps;
 impl DeviceOps for PlainOps {
     type Driver = VirtioVfioPci;
     const NAME: &'static CStr = c"virtio-vfio-pci-rs";
+}
+
+/// Ops of a migratable VF.
+struct MigDeviceOps;
+
+#[vtable]
+impl DeviceOps for MigDeviceOps {
+    type Driver = VirtioVfioPci;
+    const NAME: &'static CStr = c"virtio-vfio-pci-rs-lm";
+
+    fn open_device(dev: &CoreDevice<VirtioVfioPci>) -> Result {
+        dev.enable()?;
+        if let Some(mig) = crate::mig::mig_of(dev) {
+            mig.open();
+        }
+        dev.finish_enable();
+        Ok(())
+    }
+
+    fn close_device(dev: &CoreDevice<VirtioVfioPci>) {
+        if let Some(mig) = crate::mig::mig_of(dev) {
+            mig.close();
+        }
+        dev.close_core();
+    }
 }

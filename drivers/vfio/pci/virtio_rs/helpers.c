@@ -6,6 +6,8 @@
  * the few this driver needs are wrapped here. Prototypes live in
  * include/virtio_rs_bindings.h, which is also the input of our bindgen run.
  */
+#include <linux/container_of.h>
+#include <linux/err.h>
 #include <linux/stddef.h>
 #include <virtio_rs_bindings.h>
 
@@ -27,4 +29,43 @@ bool virtio_rs_helper_pci_is_virtfn(struct pci_dev *pdev)
 void virtio_rs_helper_vfio_put_device(struct vfio_device *vdev)
 {
 	vfio_put_device(vdev);
+}
+
+int virtio_rs_helper_vfio_check_precopy_ioctl(struct vfio_device *vdev,
+					      unsigned int cmd, unsigned long arg,
+					      struct vfio_precopy_info *info)
+{
+	return vfio_check_precopy_ioctl(vdev, cmd, arg, info);
+}
+
+static const struct virtio_rs_mig_ops *to_mig_ops(struct vfio_device *vdev)
+{
+	return container_of(vdev->mig_ops, struct virtio_rs_mig_ops, ops);
+}
+
+struct file *virtio_rs_mig_set_state(struct vfio_device *vdev,
+				     enum vfio_device_mig_state new_state)
+{
+	struct file *filp = NULL;
+	int ret;
+
+	ret = to_mig_ops(vdev)->set_state(vdev, new_state, &filp);
+	return ret ? ERR_PTR(ret) : filp;
+}
+
+int virtio_rs_mig_get_state(struct vfio_device *vdev,
+			    enum vfio_device_mig_state *state)
+{
+	u32 s;
+	int ret;
+
+	ret = to_mig_ops(vdev)->get_state(vdev, &s);
+	if (!ret)
+		*state = s;
+	return ret;
+}
+
+int virtio_rs_mig_get_data_size(struct vfio_device *vdev, unsigned long *len)
+{
+	return to_mig_ops(vdev)->get_data_size(vdev, len);
 }

@@ -16,9 +16,12 @@
 //! - [`pci::DeviceOps`]: a `struct vfio_device_ops` built from a trait
 //!   whose defaults are the `vfio_pci_core_*` functions;
 //! - [`pci::Registration`]: a hand-registered `struct pci_driver` with error
-//!   handlers, `driver_managed_dma` and driver_override-only ids.
+//!   handlers, `driver_managed_dma` and driver_override-only ids;
+//! - [`migration::MigrationOps`]: a `struct vfio_migration_ops` from a
+//!   trait, kCFI-safe through C trampolines.
 //!
 //! All `unsafe` code of the driver lives in this module and in the other
 //! abstraction modules; the driver itself has none.
 
+pub mod migration;
 pub mod pci;

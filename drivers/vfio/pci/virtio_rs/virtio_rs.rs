@@ -7,16 +7,28 @@
 //! be loaded in the same kernel. Bind a device with
 //! `driver_override=virtio_vfio_pci_rs`.
 //!
-//! Layout: [`driver`] is the driver (no `unsafe`); [`vfio`] holds the safe
-//! VFIO abstractions; [`proto`] the pure protocol logic shared with the
-//! host tests; [`bindings`] our bindgen output.
+//! Layout:
+//!
+//! - the driver, with no `unsafe`: [`driver`] (probe, ops selection) and
+//!   [`mig`] (the migration engine);
+//! - the safe abstractions, where all `unsafe` code lives: [`vfio`] (VFIO
+//!   PCI core devices, ops and migration vtables, the PCI driver
+//!   registration), [`stream_file`] (anonymous-inode stream files),
+//!   [`page_buffer`] (page-backed buffers as unmapped scatterlists) and
+//!   [`virtio_admin`] (the virtio PCI admin commands of a VF);
+//! - [`proto`]: the pure protocol logic shared with the host tests;
+//! - [`bindings`]: our bindgen output.
 
 use kernel::prelude::*;
 
 mod bindings;
 mod driver;
+mod mig;
+pub mod page_buffer;
 pub mod proto;
+pub mod stream_file;
 pub mod vfio;
+pub mod virtio_admin;
 
 module! {
     type: VirtioVfioPciRs,
@@ -24,6 +36,34 @@ module! {
     authors: ["The virtio-vfio-pci-rs authors"],
     description: "VFIO PCI variant driver for virtio-net VFs with live migration (Rust)",
     license: "GPL",
+    params: {
+        precopy_max_reads: u32 {
+            default: 128,
+            description: "Device-context reads per pre-copy session (the initial read counts)",
+        },
+        precopy_interval_ms: u32 {
+            default: 1000,
+            description: "Minimum time between two pre-copy device queries, in ms (0: none)",
+        },
+        max_record_mib: u32 {
+            default: 1024,
+            description: "Largest device-data record accepted when resuming, in MiB",
+        },
+    },
+}
+
+/// Pre-copy policy parameters: (reads per session, interval in ms).
+pub(crate) fn precopy_params() -> (u32, u64) {
+    (
+        module_parameters::precopy_max_reads.value(),
+        u64::from(module_parameters::precopy_interval_ms.value()),
+    )
+}
+
+/// Largest device-data record accepted when resuming, in bytes (the parser
+/// clamps it to the 32-bit device-parts limit).
+pub(crate) fn max_record_size() -> u64 {
+    u64::from(module_parameters::max_record_mib.value()).saturating_mul(1 << 20)
 }
 
 #[pin_data(PinnedDrop)]

@@ -37,6 +37,7 @@ use kernel::{
     ThisModule,
 };
 
+use super::migration::{MigTable, MigrationOps};
 use crate::bindings;
 
 /// `PCI_ID_F_VFIO_DRIVER_OVERRIDE` of `include/linux/mod_devicetable.h`.
@@ -180,6 +181,9 @@ pub trait DeviceOps: Sized + 'static {
 ///   `release`.
 /// - `data` is initialised once `data_init` is true, and `data_init` is
 ///   set before the device is shared with anyone but the probe path.
+/// - The object holds a reference to its `struct pci_dev` (`core.pdev`)
+///   from allocation to `release`, so the PCI device outlives it even when
+///   the driver is unbound while other references exist.
 #[repr(C)]
 pub struct CoreDevice<T: Driver> {
     core: Opaque<bindings::vfio_pci_core_device>,
@@ -232,6 +236,9 @@ impl<T: Driver> CoreDevice<T> {
             )
         };
         let vdev = kernel::error::from_err_ptr(vdev)?;
+        // SAFETY: `pdev` is valid; the reference is dropped in `release`,
+        // which runs for every successfully allocated device.
+        unsafe { bindings::pci_dev_get(pdev.as_raw()) };
         // INVARIANT: allocated with the size of `Self` and ops for `T`.
         // SAFETY: `vdev` is the first member at offset 0 of `Self` (see
         // the assertion above) and we own the initial reference.
@@ -249,7 +256,7 @@ impl<T: Driver> CoreDevice<T> {
     /// # Safety
     ///
     /// `vdev` must be the `vfio_device` of a live `CoreDevice<T>`.
-    unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
+    pub(crate) unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
         // SAFETY: `vdev` is at offset 0 of `Self` (type invariant).
         unsafe { &*vdev.cast::<Self>() }
     }
@@ -258,13 +265,15 @@ impl<T: Driver> CoreDevice<T> {
         self.core.get()
     }
 
-    fn vdev(&self) -> *mut bindings::vfio_device {
+    pub(crate) fn vdev(&self) -> *mut bindings::vfio_device {
         // SAFETY: `core` is valid (type invariant); taking the field's
         // address does not read it.
         unsafe { &raw mut (*self.core()).vdev }
     }
 
-    fn pdev(&self) -> *mut bindings::pci_dev {
+    /// The raw `struct pci_dev`, for the other abstraction modules. Valid
+    /// while `self` is (type invariant).
+    pub(crate) fn pdev(&self) -> *mut bindings::pci_dev {
         // SAFETY: `pdev` is set by `vfio_pci_core_init_dev()` during
         // allocation and never changes.
         unsafe { (*self.core()).pdev }
@@ -324,6 +333,21 @@ impl<T: Driver> NewDevice<T> {
     pub fn device(&self) -> &CoreDevice<T> {
         &self.dev
     }
+
+    /// Enable migration with callbacks `M` and uAPI `flags`
+    /// (`VFIO_MIGRATION_*`, STOP_COPY at least). Before registration, as
+    /// `include/linux/vfio.h` requires.
+    pub fn set_migration<M: MigrationOps<Driver = T>>(&mut self, flags: u32) {
+        let table: &'static bindings::virtio_rs_mig_ops = &MigTable::<M>::TABLE;
+        let vdev = self.dev.vdev();
+        // SAFETY: the device is not registered yet, so nothing reads these
+        // fields concurrently; the table is 'static and `ops` is its member,
+        // as the C trampolines' container_of() expects.
+        unsafe {
+            (*vdev).migration_flags = flags;
+            (*vdev).mig_ops = &table.ops;
+        }
+    }
 }
 
 /// The `struct vfio_device_ops` of ops `O`.
@@ -369,12 +393,15 @@ impl<O: DeviceOps> OpsTable<O> {
     unsafe extern "C" fn release(vdev: *mut bindings::vfio_device) {
         let this = vdev.cast::<CoreDevice<O::Driver>>();
         // SAFETY: the vfio core calls `release` once, when the last
-        // reference is gone; nothing else can access the object now.
+        // reference is gone; nothing else can access the object now. The
+        // reference to the PCI device taken in `create` is dropped last.
         unsafe {
+            let pdev = (*this).pdev();
             if (*this).data_init {
                 (*this).data.assume_init_drop();
             }
             bindings::vfio_pci_core_release_dev(vdev);
+            bindings::pci_dev_put(pdev);
         }
     }
 

@@ -219,3 +219,27 @@ long sim_trace_count(int opcode)
 	fclose(f);
 	return count;
 }
+
+int sim_trace_ops(int member, unsigned int *ops, int max)
+{
+	char line[256];
+	int n = 0;
+	FILE *f;
+
+	f = fopen(SIM_DEBUGFS "/trace", "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long seq;
+		unsigned int op;
+		int m;
+
+		if (sscanf(line, "%llu op %x member %d", &seq, &op, &m) != 3 || m != member)
+			continue;
+		if (n < max)
+			ops[n] = op;
+		n++;
+	}
+	fclose(f);
+	return n;
+}

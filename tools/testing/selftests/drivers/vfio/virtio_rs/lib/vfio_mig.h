@@ -45,5 +45,11 @@ int sim_vf_state(int vf, uint64_t *hash, uint64_t *size, int *stopped, uint64_t 
 long sim_stat(const char *name);
 /* Count of trace lines with this opcode since the last `clear`. */
 long sim_trace_count(int opcode);
+/*
+ * Opcodes of the traced commands for one group member (VF number + 1), in
+ * order, since the last `clear`: stores up to max, returns the count or
+ * -errno.
+ */
+int sim_trace_ops(int member, unsigned int *ops, int max);
 
 #endif

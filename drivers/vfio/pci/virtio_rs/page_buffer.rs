@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A growable byte buffer made of order-0 pages, handed to the virtio admin
+//! queue as an unmapped scatterlist.
+//!
+//! C header: [`include/linux/scatterlist.h`](srctree/include/linux/scatterlist.h).
+//!
+//! Migration data can be many megabytes; it is kept in individually
+//! allocated pages (no high-order allocations, no vmalloc), charged to the
+//! caller's memory cgroup. The virtio PCI admin API takes a CPU-side
+//! scatterlist and DMA-maps it itself with the PF, so the table must not be
+//! DMA-mapped here (`kernel::scatterlist` only builds mapped tables).
+//!
+//! For each command, [`PageBuffer::with_sg`] builds a table covering
+//! exactly the first `len` bytes (contiguous pages merged, last entry
+//! trimmed and end-marked by `sg_alloc_table_from_pages_segment()`), runs
+//! the command and frees the table. That costs one small allocation per
+//! command (a command moves a whole device context) and avoids keeping a
+//! long-lived table whose end mark must be moved around, which is where the
+//! C driver's zero-length-record bug lives.
+
+use kernel::{
+    alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
+    page::{Page, PAGE_SIZE},
+    prelude::*,
+    uaccess::{UserSliceReader, UserSliceWriter},
+};
+
+use crate::bindings;
+
+/// Pages holding bytes `0..capacity()`.
+///
+/// # Invariants
+///
+/// `pages.len() * PAGE_SIZE` does not overflow (it is at most the memory
+/// we could allocate).
+pub struct PageBuffer {
+    pages: KVVec<Page>,
+}
+
+/// A scatterlist borrowed for the duration of one command.
+pub struct SgRef<'a> {
+    sgl: *mut bindings::scatterlist,
+    _p: core::marker::PhantomData<&'a PageBuffer>,
+}
+
+impl SgRef<'_> {
+    /// The head of the end-marked list.
+    pub(crate) fn as_raw(&self) -> *mut bindings::scatterlist {
+        self.sgl
+    }
+}
+
+impl PageBuffer {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self {
+            pages: KVVec::new(),
+        }
+    }
+
+    /// Bytes of pages attached.
+    pub fn capacity(&self) -> usize {
+        self.pages.len().saturating_mul(PAGE_SIZE)
+    }
+
+    /// Grow to at least `len` bytes. Never shrinks.
+    pub fn reserve(&mut self, len: usize) -> Result {
+        let want = len.div_ceil(PAGE_SIZE);
+        if want <= self.pages.len() {
+            return Ok(());
+        }
+        let more = want - self.pages.len();
+        self.pages.reserve(more, GFP_KERNEL_ACCOUNT)?;
+        while self.pages.len() < want {
+            let page = Page::alloc_page(GFP_KERNEL_ACCOUNT)?;
+            self.pages.push(page, GFP_KERNEL_ACCOUNT)?;
+        }
+        Ok(())
+    }
+
+    /// Free every page.
+    pub fn clear(&mut self) {
+        self.pages.clear();
+    }
+
+    /// Visit the pieces of bytes `off..off + len`, page by page, as
+    /// (page, offset in page, length).
+    fn pieces(
+        &self,
+        off: usize,
+        len: usize,
+        mut f: impl FnMut(&Page, usize, usize) -> Result,
+    ) -> Result {
+        let end = off.checked_add(len).ok_or(EINVAL)?;
+        if end > self.capacity() {
+            return Err(EINVAL);
+        }
+        let mut pos = off;
+        while pos < end {
+            let page = self.pages.get(pos / PAGE_SIZE).ok_or(EINVAL)?;
+            let in_page = pos % PAGE_SIZE;
+            let n = (PAGE_SIZE - in_page).min(end - pos);
+            f(page, in_page, n)?;
+            pos += n;
+        }
+        Ok(())
+    }
+
+    /// Copy `src` to bytes `off..off + src.len()`.
+    pub fn write_bytes(&mut self, off: usize, src: &[u8]) -> Result {
+        let mut done = 0usize;
+        self.pieces(off, src.len(), |page, in_page, n| {
+            let chunk = src.get(done..done + n).ok_or(EINVAL)?;
+            // SAFETY: `chunk` is readable for `n` bytes; we own the page
+            // (`&mut self`), so no one accesses it concurrently.
+            unsafe { page.write_raw(chunk.as_ptr(), in_page, n)? };
+            done += n;
+            Ok(())
+        })
+    }
+
+    /// Copy `len` bytes from userspace to bytes `off..off + len`. Returns
+    /// the bytes copied: less than `len` when a page piece faulted (the
+    /// reader then stands right after the last byte copied) or when the
+    /// range exceeds the capacity (nothing copied).
+    pub fn copy_from_user(&mut self, off: usize, reader: &mut UserSliceReader, len: usize) -> usize {
+        let mut done = 0usize;
+        let _ = self.pieces(off, len, |page, in_page, n| {
+            // SAFETY: we own the page (`&mut self`): no concurrent access.
+            // The reader advances only when the whole piece was copied.
+            unsafe { page.copy_from_user_slice_raw(reader, in_page, n)? };
+            done += n;
+            Ok(())
+        });
+        done
+    }
+
+    /// Copy bytes `off..off + len` to userspace. Returns the bytes copied,
+    /// which is less than `len` only when a page piece faulted (then at
+    /// least one byte was not copied and `EFAULT` is the caller's answer
+    /// if nothing was copied).
+    pub fn copy_to_user(&self, off: usize, writer: &mut UserSliceWriter, len: usize) -> usize {
+        let mut done = 0usize;
+        let _ = self.pieces(off, len, |page, in_page, n| {
+            // SAFETY: `page` is a live page of this buffer; the mapping is
+            // released before the closure returns.
+            let addr = unsafe { bindings::kmap_local_page(page.as_ptr()) };
+            // SAFETY: the page is mapped at `addr` for PAGE_SIZE bytes and
+            // `in_page + n <= PAGE_SIZE`; the buffer is borrowed shared, so
+            // nobody writes the page meanwhile.
+            let bytes = unsafe {
+                core::slice::from_raw_parts(addr.cast::<u8>().add(in_page).cast_const(), n)
+            };
+            let r = writer.write_slice(bytes);
+            // SAFETY: `addr` came from `kmap_local_page()` above.
+            unsafe { bindings::kunmap_local(addr) };
+            r?;
+            done += n;
+            Ok(())
+        });
+        done
+    }
+
+    /// Run `f` with a scatterlist over bytes `0..len` of the buffer.
+    /// `EINVAL` when `len` is 0 or larger than the capacity.
+    pub fn with_sg<R>(&self, len: usize, f: impl FnOnce(SgRef<'_>) -> R) -> Result<R> {
+        if len == 0 || len > self.capacity() {
+            return Err(EINVAL);
+        }
+        let npages = len.div_ceil(PAGE_SIZE);
+        let mut ptrs: KVVec<*mut bindings::page> = KVVec::with_capacity(npages, GFP_KERNEL)?;
+        for page in self.pages.iter().take(npages) {
+            ptrs.push(page.as_ptr(), GFP_KERNEL)?;
+        }
+        let npages_c = u32::try_from(npages).map_err(|_| EINVAL)?;
+        let mut sgt = bindings::sg_table::default();
+        // SAFETY: `ptrs` holds `npages` valid pages covering at least `len`
+        // bytes; `sgt` is a zeroed table for the function to fill.
+        kernel::error::to_result(unsafe {
+            bindings::sg_alloc_table_from_pages_segment(
+                &mut sgt,
+                ptrs.as_mut_ptr(),
+                npages_c,
+                0,
+                len,
+                u32::MAX,
+                bindings::GFP_KERNEL,
+            )
+        })?;
+        let r = f(SgRef {
+            sgl: sgt.sgl,
+            _p: core::marker::PhantomData,
+        });
+        // SAFETY: `sgt` was allocated above and is no longer in use (the
+        // `SgRef` borrow ended with `f`).
+        unsafe { bindings::sg_free_table(&mut sgt) };
+        Ok(r)
+    }
+}
+
+impl Default for PageBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
