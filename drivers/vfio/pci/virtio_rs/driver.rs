@@ -70,18 +70,26 @@ impl pci::Driver for VirtioVfioPci {
                 pdev.vendor(),
                 pdev.device_id()
             );
-            return CoreDevice::create::<PlainOps>(pdev, Ok::<_, Error>(VirtioDevice { mig: None }));
+            return CoreDevice::create::<PlainOps>(
+                pdev,
+                Ok::<_, Error>(VirtioDevice { mig: None }),
+            );
         }
         let Some(vf) = Vf::probe(pdev) else {
             dev_info!(
                 pdev.as_ref(),
                 "virtio VF: its PF offers no device parts: plain vfio-pci, no live migration\n"
             );
-            return CoreDevice::create::<PlainOps>(pdev, Ok::<_, Error>(VirtioDevice { mig: None }));
+            return CoreDevice::create::<PlainOps>(
+                pdev,
+                Ok::<_, Error>(VirtioDevice { mig: None }),
+            );
         };
         let mig = KBox::pin_init(MigDevice::new(vf), GFP_KERNEL)?;
-        let mut dev =
-            CoreDevice::create::<MigDeviceOps>(pdev, Ok::<_, Error>(VirtioDevice { mig: Some(mig) }))?;
+        let mut dev = CoreDevice::create::<MigDeviceOps>(
+            pdev,
+            Ok::<_, Error>(VirtioDevice { mig: Some(mig) }),
+        )?;
         dev.set_migration::<MigOps>(MIGRATION_STOP_COPY | MIGRATION_P2P | MIGRATION_PRE_COPY);
         dev_info!(
             pdev.as_ref(),

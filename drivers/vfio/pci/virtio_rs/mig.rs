@@ -378,7 +378,11 @@ impl SaveInner {
             self.stream.consume(copied as u64).map_err(|_| EINVAL)?;
             if rec.off >= HEADER_LEN + rec.len {
                 if let Ok(r) = self.records.remove(0) {
-                    if self.spare.as_ref().is_none_or(|s| s.capacity() < r.data.capacity()) {
+                    if self
+                        .spare
+                        .as_ref()
+                        .is_none_or(|s| s.capacity() < r.data.capacity())
+                    {
                         self.spare = Some(r.data);
                     }
                 }
@@ -586,15 +590,15 @@ impl ResumeInner {
                         transient = Some(e);
                         break;
                     }
-                    self.parser
-                        .feed(part)
-                        .map_err(|e| parse_errno(e.kind))?;
+                    self.parser.feed(part).map_err(|e| parse_errno(e.kind))?;
                 }
                 Want::Payload { offset, remaining } => {
                     if input.is_empty() {
                         break;
                     }
-                    let n = usize::try_from(remaining).unwrap_or(usize::MAX).min(input.len());
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len());
                     // The parser bounds `offset + remaining` by the record
                     // limit (< 4 GiB), so this cannot overflow.
                     let off = usize::try_from(offset)
@@ -619,7 +623,9 @@ impl ResumeInner {
                     if input.is_empty() {
                         break;
                     }
-                    let n = usize::try_from(remaining).unwrap_or(usize::MAX).min(input.len());
+                    let n = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len());
                     input.skip(n)?;
                     self.parser.advance(n).map_err(|e| parse_errno(e.kind))?;
                 }

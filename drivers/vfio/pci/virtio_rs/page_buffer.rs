@@ -124,7 +124,12 @@ impl PageBuffer {
     /// the bytes copied: less than `len` when a page piece faulted (the
     /// reader then stands right after the last byte copied) or when the
     /// range exceeds the capacity (nothing copied).
-    pub fn copy_from_user(&mut self, off: usize, reader: &mut UserSliceReader, len: usize) -> usize {
+    pub fn copy_from_user(
+        &mut self,
+        off: usize,
+        reader: &mut UserSliceReader,
+        len: usize,
+    ) -> usize {
         let mut done = 0usize;
         let _ = self.pieces(off, len, |page, in_page, n| {
             // SAFETY: we own the page (`&mut self`): no concurrent access.

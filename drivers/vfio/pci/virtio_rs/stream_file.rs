@@ -157,7 +157,11 @@ impl<T: StreamOps> Fops<T> {
 
 /// Create an anonymous-inode stream file named `name` whose callbacks are
 /// `T`'s and whose private data is `data`.
-pub fn create<T: StreamOps>(name: &'static CStr, data: Arc<T>, access: Access) -> Result<ARef<File>> {
+pub fn create<T: StreamOps>(
+    name: &'static CStr,
+    data: Arc<T>,
+    access: Access,
+) -> Result<ARef<File>> {
     let flags = match access {
         Access::ReadOnly => bindings::O_RDONLY,
         Access::WriteOnly => bindings::O_WRONLY,
@@ -166,9 +170,8 @@ pub fn create<T: StreamOps>(name: &'static CStr, data: Arc<T>, access: Access) -
     let private = data.into_foreign();
     // SAFETY: `name` and `table` are 'static; `private` is the foreign form
     // of an `Arc<T>`, which the file owns from now on.
-    let file = unsafe {
-        bindings::anon_inode_getfile(name.as_char_ptr(), table, private, flags as c_int)
-    };
+    let file =
+        unsafe { bindings::anon_inode_getfile(name.as_char_ptr(), table, private, flags as c_int) };
     let file = match kernel::error::from_err_ptr(file) {
         Ok(f) => f,
         Err(e) => {

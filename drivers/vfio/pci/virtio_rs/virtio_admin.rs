@@ -242,7 +242,11 @@ impl Drop for PartsObject {
                 break;
             }
             if attempt == 1 {
-                pr_warn!("destroying device parts object {} failed: {}\n", self.id, ret);
+                pr_warn!(
+                    "destroying device parts object {} failed: {}\n",
+                    self.id,
+                    ret
+                );
             }
         }
         // SAFETY: the reference taken in `create_parts`.

@@ -180,12 +180,7 @@ impl<T: Driver> CoreDevice<T> {
         // SAFETY: `vdev` is live; `info` is a valid out pointer; the helper
         // only copies from the user address `arg`.
         to_result(unsafe {
-            bindings::virtio_rs_helper_vfio_check_precopy_ioctl(
-                self.vdev(),
-                cmd,
-                arg,
-                &mut info,
-            )
+            bindings::virtio_rs_helper_vfio_check_precopy_ioctl(self.vdev(), cmd, arg, &mut info)
         })?;
         Ok(PrecopyInfo {
             argsz: info.argsz,

@@ -569,6 +569,9 @@ TEST_F_TIMEOUT(vfpair, mig_fault_injection, 300)
 		{ S_RUN, S_RES, { OP_MODE, OP_CREATE }, 2 },
 		{ S_RES, S_RUN, { OP_DESTROY, OP_MODE }, 2 },
 		{ S_PC, S_RUN, { OP_DESTROY }, 1 },
+		{ S_RP2P, S_PCP2P, { OP_CREATE, OP_META, OP_GET }, 3 },
+		{ S_PCP2P, S_PC, { OP_MODE }, 1 },
+		{ S_PCP2P, S_RP2P, { OP_DESTROY }, 1 },
 	};
 	int c, i, total = 0;
 
@@ -617,6 +620,25 @@ TEST_F_TIMEOUT(vfpair, mig_fault_injection, 300)
 		ASSERT_EQ(0, sim_ctl("fail %#x 1 22", i ? OP_META : OP_CREATE));
 		EXPECT_EQ(-EINVAL, mig_data_size(self->d[0].device_fd, &size));
 		EXPECT_EQ(0, sim_stat("objects"));
+		total++;
+	}
+	/* DEV_PARTS_SET fails while resuming: the write reports it, the error
+	 * sticks, leaving RESUMING fails, a reset recovers. */
+	{
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		int rfd, dev = self->d[1].device_fd;
+
+		ASSERT_GT(save_stop_copy(self->d[0].device_fd, &buf, &len, 65536), 16);
+		ASSERT_EQ(0, mig_set_state(dev, S_RES, &rfd));
+		ASSERT_EQ(0, sim_ctl("fail %#x 1 22", OP_SET));
+		EXPECT_EQ(-EINVAL, mig_write_all(rfd, buf, len, 4096));
+		EXPECT_EQ(-EINVAL, mig_write_all(rfd, buf, 1, 1));
+		EXPECT_EQ(-EINVAL, mig_set_state(dev, S_STOP, NULL));
+		ASSERT_EQ(0, ioctl(dev, VFIO_DEVICE_RESET));
+		EXPECT_EQ(0, sim_stat("objects"));
+		close(rfd);
+		free(buf);
 		total++;
 	}
 	TH_LOG("%d injected failures", total);
