@@ -7,7 +7,8 @@
 
 all: vm
 
-## make run     - the demo: boot the test VM, load the driver, bind a VF
+## make run     - the demo: boot the test VM, bind two VFs, migrate one into the other
+##                 (by hand through the uAPI, then with QEMU as the client)
 run:
 	@tools/demo
 
