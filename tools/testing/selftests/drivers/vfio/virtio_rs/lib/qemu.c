@@ -112,7 +112,7 @@ int qemu_start(struct qemu *q, const char *name, const char *bdf, const char *vf
 		 QEMU_BIN " -name %s -nodefaults -display none -machine q35 -accel tcg"
 		 " -m 64 -smp 1 -serial none -monitor none"
 		 " -qmp unix:%s,server=on,wait=off -D /tmp/%s.log"
-		 " -trace vfio_migration_set_device_state"
+		 " -trace vfio_migration_set_device_state -trace vfio_load_*"
 		 " -device vfio-pci,host=%s,rombar=0,id=vf0%s%s %s",
 		 name, qmp_path, name, bdf, *vfio_opts ? "," : "", vfio_opts, extra);
 	for (tok = strtok_r(cmdline, " ", &save); tok && argc < 95; tok = strtok_r(NULL, " ", &save))
