@@ -613,6 +613,14 @@ TEST_F_TIMEOUT(vfpair, mig_fault_injection, 300)
 			total++;
 		}
 	}
+	/* A device status that is no errno (the PF layer negates any 16-bit
+	 * status): the driver reports EIO (upstream would hand -5000 to the
+	 * vfio core as a file pointer). */
+	ASSERT_EQ(0, sim_ctl("fail %#x 1 5000", OP_MODE));
+	EXPECT_EQ(-EIO, mig_set_state(self->d[0].device_fd, S_STOP, NULL));
+	EXPECT_EQ(S_RUN, mig_get_state(self->d[0].device_fd));
+	total++;
+
 	/* MIG_DATA_SIZE without a session: create, size, destroy. */
 	for (i = 0; i < 2; i++) {
 		uint64_t size;
