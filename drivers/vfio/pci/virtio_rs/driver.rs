@@ -10,9 +10,9 @@
 //! `driver_override`, is served as a plain vfio-pci device, as upstream
 //! does. Probe logs which of the two it chose.
 
-use kernel::prelude::*;
+use kernel::{debugfs, fmt, prelude::*, str::CString, sync::Arc};
 
-use crate::mig::{MigDevice, MigOps};
+use crate::mig::{MigDevice, MigOps, MigStats};
 use crate::vfio::{
     migration::{MIGRATION_P2P, MIGRATION_PRE_COPY, MIGRATION_STOP_COPY},
     pci::{self, CoreDevice, DeviceOps, NewDevice, ProbeDevice, VfioPciDeviceId},
@@ -44,6 +44,30 @@ pub(crate) struct VirtioVfioPci;
 pub(crate) struct VirtioDevice {
     /// Migration state, for a VF whose PF offers device parts.
     mig: Option<Pin<KBox<MigDevice>>>,
+    /// The migration counters in debugfs.
+    _debugfs: Option<Pin<KBox<StatsFile>>>,
+}
+
+/// `/sys/kernel/debug/virtio_vfio_pci_rs-<BDF>/stats`.
+#[pin_data]
+struct StatsFile {
+    #[pin]
+    _file: debugfs::File<Arc<MigStats>>,
+    _dir: debugfs::Dir,
+}
+
+fn show_stats(stats: &Arc<MigStats>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    stats.show(f)
+}
+
+impl StatsFile {
+    fn new(name: &CStr, stats: Arc<MigStats>) -> impl PinInit<Self, Error> + '_ {
+        let dir = debugfs::Dir::new(name);
+        try_pin_init!(Self {
+            _file <- dir.read_callback_file(c"stats", stats, &show_stats),
+            _dir: dir,
+        })
+    }
 }
 
 impl VirtioDevice {
@@ -72,7 +96,10 @@ impl pci::Driver for VirtioVfioPci {
             );
             return CoreDevice::create::<PlainOps>(
                 pdev,
-                Ok::<_, Error>(VirtioDevice { mig: None }),
+                Ok::<_, Error>(VirtioDevice {
+                    mig: None,
+                    _debugfs: None,
+                }),
             );
         }
         let Some(vf) = Vf::probe(pdev) else {
@@ -82,13 +109,22 @@ impl pci::Driver for VirtioVfioPci {
             );
             return CoreDevice::create::<PlainOps>(
                 pdev,
-                Ok::<_, Error>(VirtioDevice { mig: None }),
+                Ok::<_, Error>(VirtioDevice {
+                    mig: None,
+                    _debugfs: None,
+                }),
             );
         };
-        let mig = KBox::pin_init(MigDevice::new(vf), GFP_KERNEL)?;
+        let stats = Arc::new(MigStats::new(), GFP_KERNEL)?;
+        let mig = KBox::pin_init(MigDevice::new(vf, stats.clone()), GFP_KERNEL)?;
+        let name = CString::try_from_fmt(fmt!("virtio_vfio_pci_rs-{}", pdev.as_ref().name()))?;
+        let debugfs = KBox::pin_init(StatsFile::new(&name, stats), GFP_KERNEL)?;
         let mut dev = CoreDevice::create::<MigDeviceOps>(
             pdev,
-            Ok::<_, Error>(VirtioDevice { mig: Some(mig) }),
+            Ok::<_, Error>(VirtioDevice {
+                mig: Some(mig),
+                _debugfs: Some(debugfs),
+            }),
         )?;
         dev.set_migration::<MigOps>(MIGRATION_STOP_COPY | MIGRATION_P2P | MIGRATION_PRE_COPY);
         dev_info!(

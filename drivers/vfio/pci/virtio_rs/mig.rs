@@ -42,7 +42,7 @@ use kernel::{
     prelude::*,
     sync::{
         aref::ARef,
-        atomic::{Acquire, Atomic, Release},
+        atomic::{Acquire, Atomic, Relaxed, Release},
         Arc, ArcBorrow, Mutex, MutexGuard, SpinLock, SpinLockGuard,
     },
     time::{Instant, Monotonic},
@@ -55,7 +55,7 @@ use crate::{
     proto::{
         arcs::{arc_action, Action},
         precopy::{Decision, PrecopyPolicy},
-        record::{HEADER_LEN, MAX_DEVICE_DATA},
+        record::{HEADER_LEN, HEADER_LEN_U64, MAX_DEVICE_DATA},
         resume::{ErrorKind, Event, Parser, Want},
         save::SaveStream,
     },
@@ -81,6 +81,67 @@ const FILE_NAME: &CStr = c"virtiovf_mig";
 /// between `METADATA_GET` and `DEV_PARTS_GET` (the device answers ENOMEM).
 const CAPTURE_RETRIES: u32 = 2;
 
+/// Counters of one VF's migration activity, shown in debugfs
+/// (`virtio_vfio_pci_rs-<BDF>/stats`).
+pub(crate) struct MigStats {
+    saving_sessions: Atomic<u64>,
+    resuming_sessions: Atomic<u64>,
+    device_reads: Atomic<u64>,
+    records_saved: Atomic<u64>,
+    bytes_saved: Atomic<u64>,
+    records_loaded: Atomic<u64>,
+    bytes_loaded: Atomic<u64>,
+    resets: Atomic<u64>,
+    failed_requests: Atomic<u64>,
+}
+
+/// Add to a counter. Counters are only written under the state mutex, so
+/// a load and a store suffice.
+fn bump(c: &Atomic<u64>, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+impl MigStats {
+    pub(crate) fn new() -> Self {
+        Self {
+            saving_sessions: Atomic::new(0),
+            resuming_sessions: Atomic::new(0),
+            device_reads: Atomic::new(0),
+            records_saved: Atomic::new(0),
+            bytes_saved: Atomic::new(0),
+            records_loaded: Atomic::new(0),
+            bytes_loaded: Atomic::new(0),
+            resets: Atomic::new(0),
+            failed_requests: Atomic::new(0),
+        }
+    }
+
+    /// A device-context read queued as a record of `len` payload bytes.
+    fn record_saved(&self, len: u32) {
+        bump(&self.device_reads, 1);
+        bump(&self.records_saved, 1);
+        bump(&self.bytes_saved, u64::from(len) + HEADER_LEN_U64);
+    }
+
+    /// The `stats` file: one `name value` line per counter.
+    pub(crate) fn show(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        for (name, c) in [
+            ("saving_sessions", &self.saving_sessions),
+            ("resuming_sessions", &self.resuming_sessions),
+            ("device_reads", &self.device_reads),
+            ("records_saved", &self.records_saved),
+            ("bytes_saved", &self.bytes_saved),
+            ("records_loaded", &self.records_loaded),
+            ("bytes_loaded", &self.bytes_loaded),
+            ("resets", &self.resets),
+            ("failed_requests", &self.failed_requests),
+        ] {
+            writeln!(f, "{} {}", name, c.load(Relaxed))?;
+        }
+        Ok(())
+    }
+}
+
 /// Migration state of one VF.
 #[pin_data]
 pub(crate) struct MigDevice {
@@ -103,6 +164,7 @@ struct ResumeSlot {
 /// What the state mutex protects.
 pub(crate) struct MigInner {
     vf: Vf,
+    stats: Arc<MigStats>,
     mig_state: MigState,
     saving: Option<SaveSlot>,
     resuming: Option<ResumeSlot>,
@@ -144,6 +206,7 @@ impl Drop for StateGuard<'_> {
             }
             *reset = false;
             drop(reset);
+            bump(&self.guard.stats.resets, 1);
             self.guard.mig_state = MigState::Running;
             self.guard.end_sessions();
         }
@@ -151,11 +214,12 @@ impl Drop for StateGuard<'_> {
 }
 
 impl MigDevice {
-    /// Migration state for `vf`, RUNNING.
-    pub(crate) fn new(vf: Vf) -> impl PinInit<Self> {
+    /// Migration state for `vf`, RUNNING, counting into `stats`.
+    pub(crate) fn new(vf: Vf, stats: Arc<MigStats>) -> impl PinInit<Self> {
         pin_init!(Self {
             state <- new_mutex!(MigInner {
                 vf,
+                stats: stats.clone(),
                 mig_state: MigState::Running,
                 saving: None,
                 resuming: None,
@@ -243,6 +307,8 @@ impl MigInner {
         session.inner.lock().first_record(buf, len, precopy)?;
         let file = stream_file::create(FILE_NAME, session.clone(), Access::ReadOnly)?;
         self.saving = Some(SaveSlot { session, obj });
+        bump(&self.stats.saving_sessions, 1);
+        self.stats.record_saved(len);
         Ok(file)
     }
 
@@ -253,6 +319,7 @@ impl MigInner {
         let mut s = slot.session.inner.lock();
         s.push_record(buf, len)?;
         s.complete = true;
+        self.stats.record_saved(len);
         Ok(())
     }
 
@@ -261,6 +328,7 @@ impl MigInner {
         let session = ResumeSession::new(dev, &obj)?;
         let file = stream_file::create(FILE_NAME, session.clone(), Access::WriteOnly)?;
         self.resuming = Some(ResumeSlot { session, obj });
+        bump(&self.stats.resuming_sessions, 1);
         Ok(file)
     }
 }
@@ -450,7 +518,9 @@ impl SaveSession {
             if !matches!(st.mig_state, MigState::PreCopy | MigState::PreCopyP2p) {
                 return Err(EINVAL);
             }
-            let MigInner { vf, saving, .. } = &mut *st;
+            let MigInner {
+                vf, saving, stats, ..
+            } = &mut *st;
             let slot = match saving {
                 Some(slot) if core::ptr::eq(&*slot.session, &*this) => slot,
                 _ => return Err(ENODEV),
@@ -468,6 +538,7 @@ impl SaveSession {
                 let spare = this.inner.lock().spare.take().unwrap_or_default();
                 let (buf, len) = capture(vf, &slot.obj, spare)?;
                 this.inner.lock().push_record(buf, len)?;
+                stats.record_saved(len);
             }
             let bytes = this.inner.lock().stream.precopy();
             info.initial_bytes = bytes.initial_bytes;
@@ -568,7 +639,12 @@ impl ResumeInner {
     /// Returns the bytes consumed; a fault or an allocation failure after
     /// some progress returns the progress (the next write retries), parse
     /// and device errors fail the session.
-    fn write(&mut self, vf: &mut Vf, input: &mut UserSliceReader) -> Result<usize> {
+    fn write(
+        &mut self,
+        vf: &mut Vf,
+        stats: &MigStats,
+        input: &mut UserSliceReader,
+    ) -> Result<usize> {
         if let Some(e) = self.failed {
             return Err(e);
         }
@@ -641,6 +717,8 @@ impl ResumeInner {
                                 self.failed = Some(e);
                                 return Err(e);
                             }
+                            bump(&stats.records_loaded, 1);
+                            bump(&stats.bytes_loaded, header.size);
                         }
                     }
                 }
@@ -662,13 +740,18 @@ impl StreamOps for ResumeSession {
         if this.dead.load(Acquire) {
             return Err(ENODEV);
         }
-        let MigInner { vf, resuming, .. } = &mut *st;
+        let MigInner {
+            vf,
+            resuming,
+            stats,
+            ..
+        } = &mut *st;
         match resuming {
             Some(slot) if core::ptr::eq(&*slot.session, &*this) => {}
             _ => return Err(ENODEV),
         }
         let mut s = this.inner.lock();
-        let r = s.write(vf, input);
+        let r = s.write(vf, stats, input);
         // Session mutex before the state mutex: the state guard's unlock
         // may end this session.
         drop(s);
@@ -689,7 +772,13 @@ impl MigrationOps for MigOps {
         let mut file = None;
         while st.mig_state != new {
             let next = dev.mig_next_state(st.mig_state, new)?;
-            let f = st.step(dev, next)?;
+            let f = match st.step(dev, next) {
+                Ok(f) => f,
+                Err(e) => {
+                    bump(&st.stats.failed_requests, 1);
+                    return Err(e);
+                }
+            };
             st.mig_state = next;
             if let Some(f) = f {
                 if next != new {

@@ -140,6 +140,25 @@ static int start_src(FIXTURE_DATA(nested) *self, enum variant v)
 	return ret;
 }
 
+/* A counter of our driver's debugfs stats of VF bdf, or -1. */
+static long drv_stat(const char *bdf, const char *name)
+{
+	char path[128], line[128];
+	size_t nl = strlen(name);
+	long val = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/" VIRTIO_RS_DRIVER "-%s/stats", bdf);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, nl) && line[nl] == ' ')
+			val = strtol(line + nl + 1, NULL, 10);
+	fclose(f);
+	return val;
+}
+
 static void vf_hash(struct __test_metadata *_metadata, int member, uint64_t *h, int *stopped)
 {
 	ASSERT_EQ(0, sim_vf_state(member, h, NULL, stopped, NULL));
@@ -219,6 +238,24 @@ static void migrate(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *sel
 	EXPECT_EQ(NULL, strstr(dt, "ERROR"));
 	TH_LOG("device commands: PARTS_GET %ld, PARTS_SET %ld, MODE_SET %ld",
 	       sim_trace_count(0xf), sim_trace_count(0x10), sim_trace_count(0x11));
+	/* Our driver's own counters, where it runs. */
+	if (!strcmp(src_drv, VIRTIO_RS_DRIVER)) {
+		long recs = drv_stat(self->vf[0], "records_saved");
+
+		TH_LOG("source driver: saving_sessions %ld, device_reads %ld, records_saved %ld, bytes_saved %ld",
+		       drv_stat(self->vf[0], "saving_sessions"), drv_stat(self->vf[0], "device_reads"),
+		       recs, drv_stat(self->vf[0], "bytes_saved"));
+		EXPECT_GE(recs, 1);
+		EXPECT_EQ(recs, sim_trace_count(0xf)) TH_LOG("one record per device read");
+	}
+	if (!strcmp(dst_drv, VIRTIO_RS_DRIVER)) {
+		long recs = drv_stat(self->vf[1], "records_loaded");
+
+		TH_LOG("destination driver: resuming_sessions %ld, records_loaded %ld, bytes_loaded %ld",
+		       drv_stat(self->vf[1], "resuming_sessions"), recs,
+		       drv_stat(self->vf[1], "bytes_loaded"));
+		EXPECT_EQ(recs, sim_trace_count(0x10)) TH_LOG("one DEV_PARTS_SET per record");
+	}
 	qemu_stop(&self->src);
 	qemu_stop(&self->dst);
 }
