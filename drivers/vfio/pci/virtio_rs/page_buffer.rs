@@ -112,8 +112,8 @@ impl PageBuffer {
         let mut done = 0usize;
         self.pieces(off, src.len(), |page, in_page, n| {
             let chunk = src.get(done..done + n).ok_or(EINVAL)?;
-            // SAFETY: `chunk` is readable for `n` bytes; we own the page
-            // (`&mut self`), so no one accesses it concurrently.
+            // `chunk` is readable for `n` bytes; `&mut self` owns the page.
+            // SAFETY: no one accesses the page concurrently (`&mut self`).
             unsafe { page.write_raw(chunk.as_ptr(), in_page, n)? };
             done += n;
             Ok(())
@@ -132,8 +132,8 @@ impl PageBuffer {
     ) -> usize {
         let mut done = 0usize;
         let _ = self.pieces(off, len, |page, in_page, n| {
-            // SAFETY: we own the page (`&mut self`): no concurrent access.
             // The reader advances only when the whole piece was copied.
+            // SAFETY: no one accesses the page concurrently (`&mut self`).
             unsafe { page.copy_from_user_slice_raw(reader, in_page, n)? };
             done += n;
             Ok(())
@@ -148,15 +148,13 @@ impl PageBuffer {
     pub fn copy_to_user(&self, off: usize, writer: &mut UserSliceWriter, len: usize) -> usize {
         let mut done = 0usize;
         let _ = self.pieces(off, len, |page, in_page, n| {
-            // SAFETY: `page` is a live page of this buffer; the mapping is
-            // released before the closure returns.
+            // The mapping is released before the closure returns.
+            // SAFETY: `page` is a live page of this buffer.
             let addr = unsafe { bindings::kmap_local_page(page.as_ptr()) };
-            // SAFETY: the page is mapped at `addr` for PAGE_SIZE bytes and
-            // `in_page + n <= PAGE_SIZE`; the buffer is borrowed shared, so
-            // nobody writes the page meanwhile.
-            let bytes = unsafe {
-                core::slice::from_raw_parts(addr.cast::<u8>().add(in_page).cast_const(), n)
-            };
+            let start = addr.cast::<u8>().cast_const();
+            // The buffer is borrowed shared: nobody writes the page now.
+            // SAFETY: mapped for PAGE_SIZE bytes, `in_page + n <= PAGE_SIZE`.
+            let bytes = unsafe { core::slice::from_raw_parts(start.add(in_page), n) };
             let r = writer.write_slice(bytes);
             // SAFETY: `addr` came from `kmap_local_page()` above.
             unsafe { bindings::kunmap_local(addr) };
@@ -180,25 +178,27 @@ impl PageBuffer {
         }
         let npages_c = u32::try_from(npages).map_err(|_| EINVAL)?;
         let mut sgt = bindings::sg_table::default();
-        // SAFETY: `ptrs` holds `npages` valid pages covering at least `len`
-        // bytes; `sgt` is a zeroed table for the function to fill.
-        kernel::error::to_result(unsafe {
+        let pages = ptrs.as_mut_ptr();
+        // `sgt` is a zeroed table for the function to fill.
+        // SAFETY: `pages` holds `npages` valid pages covering `len` bytes.
+        let ret = unsafe {
             bindings::sg_alloc_table_from_pages_segment(
                 &mut sgt,
-                ptrs.as_mut_ptr(),
+                pages,
                 npages_c,
                 0,
                 len,
                 u32::MAX,
                 bindings::GFP_KERNEL,
             )
-        })?;
+        };
+        kernel::error::to_result(ret)?;
         let r = f(SgRef {
             sgl: sgt.sgl,
             _p: core::marker::PhantomData,
         });
-        // SAFETY: `sgt` was allocated above and is no longer in use (the
-        // `SgRef` borrow ended with `f`).
+        // The `SgRef` borrow ended with `f`.
+        // SAFETY: `sgt` was allocated above and is no longer in use.
         unsafe { bindings::sg_free_table(&mut sgt) };
         Ok(r)
     }

@@ -89,8 +89,9 @@ impl<T: StreamOps> Fops<T> {
     ///
     /// `file` is a file created by [`create`] for `T`, still open.
     unsafe fn data<'a>(file: *mut bindings::file) -> ArcBorrow<'a, T> {
-        // SAFETY: `private_data` holds the file's `Arc<T>` (set in
-        // `create`), released only in `release`, after every other call.
+        // `private_data` is set in `create` and released only in `release`,
+        // after every other call.
+        // SAFETY: `private_data` holds the file's `Arc<T>`.
         unsafe { <Arc<T> as ForeignOwnable>::borrow((*file).private_data) }
     }
 
@@ -148,8 +149,8 @@ impl<T: StreamOps> Fops<T> {
     /// Called by the VFS once, when the last reference to a file of this
     /// table is dropped.
     unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
-        // SAFETY: `private_data` holds the `Arc<T>` of `create`; this is
-        // the last use of the file, so we take the reference back.
+        // This is the last use of the file: take the reference back.
+        // SAFETY: `private_data` holds the `Arc<T>` of `create`.
         drop(unsafe { <Arc<T> as ForeignOwnable>::from_foreign((*file).private_data) });
         0
     }
@@ -168,10 +169,11 @@ pub fn create<T: StreamOps>(
     };
     let table: &'static bindings::file_operations = &Fops::<T>::TABLE;
     let private = data.into_foreign();
-    // SAFETY: `name` and `table` are 'static; `private` is the foreign form
-    // of an `Arc<T>`, which the file owns from now on.
-    let file =
-        unsafe { bindings::anon_inode_getfile(name.as_char_ptr(), table, private, flags as c_int) };
+    let name = name.as_char_ptr();
+    let flags = flags as c_int;
+    // On success the file owns `private`, the foreign form of an `Arc<T>`.
+    // SAFETY: `name` and `table` live forever; `private` is valid.
+    let file = unsafe { bindings::anon_inode_getfile(name, table, private, flags) };
     let file = match kernel::error::from_err_ptr(file) {
         Ok(f) => f,
         Err(e) => {
@@ -180,13 +182,12 @@ pub fn create<T: StreamOps>(
             return Err(e);
         }
     };
-    // SAFETY: `anon_inode_getfile()` returned a new file with one reference,
-    // which we own from here on.
-    let file: ARef<File> =
-        unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file.cast::<File>())) };
-    // SAFETY: the file was just created and is not shared yet; its inode is
-    // the anonymous inode it was created on. `stream_open()` only adjusts
-    // `f_mode` and cannot fail.
+    let file = file.cast::<File>();
+    // We own the file's only reference from here on.
+    // SAFETY: `anon_inode_getfile()` returned a new, non-NULL file.
+    let file: ARef<File> = unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file)) };
+    // `stream_open()` only adjusts `f_mode` and cannot fail.
+    // SAFETY: the file is new, not shared yet, and `f_inode` is its inode.
     unsafe { bindings::stream_open((*file.as_ptr()).f_inode, file.as_ptr()) };
     Ok(file)
 }
