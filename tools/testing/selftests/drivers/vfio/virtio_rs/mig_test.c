@@ -621,6 +621,18 @@ TEST_F_TIMEOUT(vfpair, mig_fault_injection, 300)
 	EXPECT_EQ(S_RUN, mig_get_state(self->d[0].device_fd));
 	total++;
 
+	/* The context grows between METADATA_GET and DEV_PARTS_GET: the device
+	 * answers ENOMEM (upstream fails the migration there); the driver asks
+	 * for the size again and the migration succeeds with the grown state. */
+	ASSERT_EQ(0, sim_ctl("clear"));
+	ASSERT_EQ(0, sim_ctl("resize 1 20000"));
+	migrate_and_check(_metadata, self, 65536, 65536);
+	EXPECT_EQ(2, sim_trace_count(OP_META)) TH_LOG("size asked again after ENOMEM");
+	EXPECT_EQ(0, sim_stat("faults_pending"));
+	ASSERT_EQ(0, sim_ctl("size 1 4096"));
+	ASSERT_EQ(0, sim_ctl("size 2 4096"));
+	total++;
+
 	/* MIG_DATA_SIZE without a session: create, size, destroy. */
 	for (i = 0; i < 2; i++) {
 		uint64_t size;
