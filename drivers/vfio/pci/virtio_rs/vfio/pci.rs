@@ -236,20 +236,37 @@ impl<T: Driver> CoreDevice<T> {
             )
         };
         let vdev = kernel::error::from_err_ptr(vdev)?;
+        let this = vdev.cast::<Self>();
         // SAFETY: `pdev` is valid; the reference is dropped in `release`,
         // which runs for every successfully allocated device.
         unsafe { bindings::pci_dev_get(pdev.as_raw()) };
+        // The data is initialised through `this`, the pointer the allocator
+        // returned, before any reference to the object exists: `Self` has
+        // no interior mutability outside `core`, so a write through a
+        // pointer derived from `&Self` would be undefined behaviour.
+        //
+        // SAFETY: `this` points to a live, zeroed allocation of
+        // `size_of::<Self>()` bytes that only this function knows about;
+        // `data` is a field of it, so the projection stays in bounds.
+        let slot = unsafe { (&raw mut (*this).data).cast::<T::Data>() };
+        // SAFETY:
+        // - `slot` is valid for writes and uninitialised (zeroed memory);
+        // - the allocation never moves (the vfio core frees it in place), so
+        //   the data is pinned;
+        // - on error the slot is left alone: `data_init` stays false, so
+        //   `release` (run when the reference below is dropped) skips it.
+        let res = unsafe { pin_init::raw_try_init(slot, data) };
+        if res.is_ok() {
+            // INVARIANT: `data` is initialised before the device is shared.
+            // SAFETY: as for `slot`: the allocation is still ours alone.
+            unsafe { (&raw mut (*this).data_init).write(true) };
+        }
         // INVARIANT: allocated with the size of `Self` and ops for `T`.
-        // SAFETY: `vdev` is the first member at offset 0 of `Self` (see
-        // the assertion above) and we own the initial reference.
-        let dev: ARef<Self> = unsafe { ARef::from_raw(NonNull::new_unchecked(vdev.cast())) };
-        let slot = dev.data.as_ptr().cast_mut();
-        // SAFETY: the data slot is uninitialised, zeroed memory that nobody
-        // else can see yet; on error it stays uninitialised and `release`
-        // (run when `dev` is dropped) skips it because `data_init` is false.
-        unsafe { pin_init::raw_try_init(slot, data)? };
-        // SAFETY: only the probe path can reach the device now.
-        unsafe { *(&raw const dev.data_init).cast_mut() = true };
+        // SAFETY: `vdev` is the first member, at offset 0 of `Self` (see
+        // the assertion above), non-NULL, and we own its initial reference.
+        let dev: ARef<Self> = unsafe { ARef::from_raw(NonNull::new_unchecked(this)) };
+        // On error, dropping `dev` releases the allocation.
+        res?;
         Ok(NewDevice { dev })
     }
 
