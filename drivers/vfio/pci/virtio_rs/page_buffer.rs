@@ -7,7 +7,8 @@
 //!
 //! Migration data can be many megabytes; it is kept in individually
 //! allocated pages (no high-order allocations, no vmalloc), charged to the
-//! caller's memory cgroup. The virtio PCI admin API takes a CPU-side
+//! caller's memory cgroup, and so are the page array and the scatterlist
+//! table built for each command. The virtio PCI admin API takes a CPU-side
 //! scatterlist and DMA-maps it itself with the PF, so the table must not be
 //! DMA-mapped here (`kernel::scatterlist` only builds mapped tables).
 //!
@@ -172,9 +173,12 @@ impl PageBuffer {
             return Err(EINVAL);
         }
         let npages = len.div_ceil(PAGE_SIZE);
-        let mut ptrs: KVVec<*mut bindings::page> = KVVec::with_capacity(npages, GFP_KERNEL)?;
+        // Userspace decides the size of a record, so the page array and the
+        // table are charged to its memory cgroup like the pages themselves.
+        let mut ptrs: KVVec<*mut bindings::page> =
+            KVVec::with_capacity(npages, GFP_KERNEL_ACCOUNT)?;
         for page in self.pages.iter().take(npages) {
-            ptrs.push(page.as_ptr(), GFP_KERNEL)?;
+            ptrs.push(page.as_ptr(), GFP_KERNEL_ACCOUNT)?;
         }
         let npages_c = u32::try_from(npages).map_err(|_| EINVAL)?;
         let mut sgt = bindings::sg_table::default();
@@ -189,7 +193,7 @@ impl PageBuffer {
                 0,
                 len,
                 u32::MAX,
-                bindings::GFP_KERNEL,
+                bindings::GFP_KERNEL_ACCOUNT,
             )
         };
         kernel::error::to_result(ret)?;
