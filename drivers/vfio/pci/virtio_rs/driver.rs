@@ -10,7 +10,12 @@
 //! `driver_override`, is served as a plain vfio-pci device, as upstream
 //! does. Probe logs which of the two it chose.
 
-use kernel::{debugfs, fmt, prelude::*, str::CString, sync::Arc};
+use kernel::{
+    debugfs, fmt, new_mutex,
+    prelude::*,
+    str::CString,
+    sync::{Arc, Mutex},
+};
 
 use crate::mig::{MigDevice, MigOps, MigStats};
 use crate::vfio::{
@@ -41,11 +46,16 @@ kernel::module_device_table!(
 pub(crate) struct VirtioVfioPci;
 
 /// Per-device state of the driver.
+#[pin_data]
 pub(crate) struct VirtioDevice {
     /// Migration state, for a VF whose PF offers device parts.
     mig: Option<Pin<KBox<MigDevice>>>,
-    /// The migration counters in debugfs.
-    _debugfs: Option<Pin<KBox<StatsFile>>>,
+    /// The migration counters in debugfs. They belong to the binding, not
+    /// to the object: a migration file can keep the object alive after the
+    /// device was unbound, and a new binding of the same function must be
+    /// able to create the directory of the same name. Removed at unbind.
+    #[pin]
+    debugfs: Mutex<Option<Pin<KBox<StatsFile>>>>,
 }
 
 /// `/sys/kernel/debug/virtio_vfio_pci_rs-<BDF>/stats`.
@@ -71,6 +81,16 @@ impl StatsFile {
 }
 
 impl VirtioDevice {
+    fn new(
+        mig: Option<Pin<KBox<MigDevice>>>,
+        debugfs: Option<Pin<KBox<StatsFile>>>,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            mig,
+            debugfs <- new_mutex!(debugfs),
+        })
+    }
+
     /// The migration state, if the device migrates.
     pub(crate) fn mig(&self) -> Option<&MigDevice> {
         self.mig.as_deref()
@@ -94,44 +114,32 @@ impl pci::Driver for VirtioVfioPci {
                 pdev.vendor(),
                 pdev.device_id()
             );
-            return CoreDevice::create::<PlainOps>(
-                pdev,
-                Ok::<_, Error>(VirtioDevice {
-                    mig: None,
-                    _debugfs: None,
-                }),
-            );
+            return CoreDevice::create::<PlainOps>(pdev, VirtioDevice::new(None, None));
         }
         let Some(vf) = Vf::probe(pdev) else {
             dev_info!(
                 pdev.as_ref(),
                 "virtio VF: its PF offers no device parts: plain vfio-pci, no live migration\n"
             );
-            return CoreDevice::create::<PlainOps>(
-                pdev,
-                Ok::<_, Error>(VirtioDevice {
-                    mig: None,
-                    _debugfs: None,
-                }),
-            );
+            return CoreDevice::create::<PlainOps>(pdev, VirtioDevice::new(None, None));
         };
         let stats = Arc::new(MigStats::new(), GFP_KERNEL)?;
         let mig = KBox::pin_init(MigDevice::new(vf, stats.clone()), GFP_KERNEL)?;
         let name = CString::try_from_fmt(fmt!("virtio_vfio_pci_rs-{}", pdev.as_ref().name()))?;
         let debugfs = KBox::pin_init(StatsFile::new(&name, stats), GFP_KERNEL)?;
-        let mut dev = CoreDevice::create::<MigDeviceOps>(
-            pdev,
-            Ok::<_, Error>(VirtioDevice {
-                mig: Some(mig),
-                _debugfs: Some(debugfs),
-            }),
-        )?;
+        let mut dev =
+            CoreDevice::create::<MigDeviceOps>(pdev, VirtioDevice::new(Some(mig), Some(debugfs)))?;
         dev.set_migration::<MigOps>(MIGRATION_STOP_COPY | MIGRATION_P2P | MIGRATION_PRE_COPY);
         dev_info!(
             pdev.as_ref(),
             "virtio VF: live migration enabled (STOP_COPY | P2P | PRE_COPY)\n"
         );
         Ok(dev)
+    }
+
+    fn unbind(dev: &CoreDevice<Self>) {
+        // The debugfs directory goes with the binding (see `VirtioDevice`).
+        drop(dev.data().debugfs.lock().take());
     }
 
     fn reset_done(dev: &CoreDevice<Self>) {

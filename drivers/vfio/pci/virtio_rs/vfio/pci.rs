@@ -135,6 +135,13 @@ pub trait Driver: Sized + Send + Sync + 'static {
     /// Create the device for `pdev`; the caller registers it.
     fn probe(pdev: &ProbeDevice<'_>) -> Result<NewDevice<Self>>;
 
+    /// The device is being unbound (`pci_driver.remove`), after
+    /// `vfio_pci_core_unregister_device()` returned (userspace closed the
+    /// device) and before the binding drops its reference. Other references
+    /// (an open migration file) may keep the device alive after this:
+    /// release here what belongs to the binding, not to the object.
+    fn unbind(_dev: &CoreDevice<Self>) {}
+
     /// The function was reset (`err_handler->reset_done`): any reset
     /// through `pci_dev_restore()`, including `VFIO_DEVICE_RESET` and the
     /// reset done when userspace opens the device. Called with PCI locks
@@ -555,16 +562,21 @@ impl<T: Driver> Registration<T> {
     ///
     /// Called by the PCI core for a device we probed successfully.
     unsafe extern "C" fn remove(pdev: *mut bindings::pci_dev) {
-        // SAFETY: probe stored the binding's reference as driver data.
-        unsafe {
-            let core = bindings::dev_get_drvdata(&raw mut (*pdev).dev).cast::<CoreDevice<T>>();
-            let Some(core) = NonNull::new(core) else {
-                return;
-            };
-            // Waits until userspace closed every file of the device.
-            bindings::vfio_pci_core_unregister_device(core.as_ref().core());
-            drop(ARef::from_raw(core));
-        }
+        // SAFETY: `pdev` is a device we probed, so its driver data is the
+        // binding's reference to its `CoreDevice<T>` (set in `probe`).
+        let core = unsafe { bindings::dev_get_drvdata(&raw mut (*pdev).dev) };
+        let Some(core) = NonNull::new(core.cast::<CoreDevice<T>>()) else {
+            return;
+        };
+        // SAFETY: the binding owns this reference until the end of this
+        // function: the device is alive, and giving the reference back
+        // below is the binding's last use of it.
+        let dev = unsafe { ARef::from_raw(core) };
+        // SAFETY: `dev` is registered (probe succeeded). This waits until
+        // userspace closed every file of the device.
+        unsafe { bindings::vfio_pci_core_unregister_device(dev.core()) };
+        T::unbind(&dev);
+        drop(dev);
     }
 }
 
