@@ -4,8 +4,9 @@
 
 use virtio_rs_proto::arcs::{arc_action, next_hop, Action, AdminCmd, MigState, NextHopError};
 use virtio_rs_proto::parts::{self, types, PartErrorKind, Parts};
-use virtio_rs_proto::precopy::{Decision, PrecopyPolicy, DEFAULT_MAX_READS};
+use virtio_rs_proto::precopy::{Decision, PrecopyPolicy, ReadBudget, DEFAULT_MAX_READS};
 
+use proptest::prelude::*;
 use MigState::*;
 
 /// The next-hop table of upstream-c-driver-behaviour.md section 4.3 (all
@@ -302,6 +303,76 @@ fn precopy_rate_limit_one_query_per_interval() {
 fn precopy_zero_cap_never_queries() {
     let mut p = PrecopyPolicy::new(0, 0);
     assert_eq!(p.query(10), Decision::CapReached);
+}
+
+#[test]
+fn read_budget_burst_then_one_per_interval() {
+    let mut b = ReadBudget::new(8, 1000, 0);
+    for i in 0..8 {
+        assert!(b.try_take(0), "read {i} of the burst");
+    }
+    assert!(!b.try_take(0));
+    assert!(!b.try_take(999));
+    assert_eq!(b.wait(999), 1);
+    assert!(b.try_take(1000));
+    assert!(!b.try_take(1500));
+    assert_eq!(b.wait(1500), 500);
+    // A long idle time refills to the burst, not beyond.
+    assert_eq!(b.tokens(1_000_000), 8);
+    for _ in 0..8 {
+        assert!(b.try_take(1_000_000));
+    }
+    assert!(!b.try_take(1_000_000));
+}
+
+#[test]
+fn read_budget_disabled() {
+    for mut b in [ReadBudget::new(0, 1000, 0), ReadBudget::new(8, 0, 0)] {
+        assert!(!b.enabled());
+        for _ in 0..10_000 {
+            assert!(b.try_take(5));
+        }
+        assert_eq!(b.wait(5), 0);
+    }
+}
+
+#[test]
+fn read_budget_time_going_backwards_is_harmless() {
+    let mut b = ReadBudget::new(2, 100, 1000);
+    assert!(b.try_take(1000));
+    assert!(b.try_take(1000));
+    assert!(!b.try_take(10));
+    assert!(b.try_take(1100));
+}
+
+proptest! {
+    /// Over any sequence of requests at non-decreasing times, the reads
+    /// granted never exceed burst + elapsed / interval.
+    #[test]
+    fn read_budget_bound(burst in 1u32..20, interval in 1u64..500,
+                         steps in proptest::collection::vec(0u64..300, 1..400)) {
+        let mut b = ReadBudget::new(burst, interval, 0);
+        let (mut now, mut granted) = (0u64, 0u64);
+        for s in steps {
+            now += s;
+            if b.try_take(now) {
+                granted += 1;
+            }
+            prop_assert!(granted <= u64::from(burst) + now / interval);
+        }
+    }
+
+    /// A caller that waits as told is always granted its read.
+    #[test]
+    fn read_budget_wait_is_enough(burst in 1u32..5, interval in 1u64..500,
+                                  n in 1usize..50) {
+        let mut b = ReadBudget::new(burst, interval, 0);
+        let mut now = 0u64;
+        for _ in 0..n {
+            now += b.wait(now);
+            prop_assert!(b.try_take(now));
+        }
+    }
 }
 
 fn part(t: u16, flags: u8, sel: [u8; 8], value: &[u8]) -> Vec<u8> {

@@ -88,3 +88,109 @@ impl PrecopyPolicy {
         self.reads >= self.max_reads
     }
 }
+
+/// The device-wide budget of full device-context reads.
+///
+/// A virtio device answers every `DEV_PARTS_GET` with its whole context,
+/// and the PF's admin queue is shared by all its VFs: one tenant that
+/// cycles RUNNING <-> PRE_COPY (or STOP <-> STOP_COPY) would otherwise make
+/// its device read the whole context on every cycle, starving the other
+/// VFs' commands. [`PrecopyPolicy`] bounds one session; this bounds the
+/// device, across sessions.
+///
+/// A token bucket: up to `burst` reads back to back, then one more per
+/// `interval` (the unit is the caller's, as for [`PrecopyPolicy`]). A real
+/// migration needs two reads at once (initial and final) plus at most one
+/// pre-copy read per interval, so it never waits with `burst >= 2`.
+/// `burst == 0` or `interval == 0` disables the budget.
+///
+/// # Invariants
+///
+/// `tokens <= burst`; `refilled <= ` the latest `now` seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadBudget {
+    burst: u32,
+    interval: u64,
+    tokens: u32,
+    refilled: u64,
+}
+
+impl ReadBudget {
+    /// A full budget of `burst` reads, refilled one per `interval` from
+    /// `now` on.
+    pub const fn new(burst: u32, interval: u64, now: u64) -> Self {
+        Self {
+            burst,
+            interval,
+            tokens: burst,
+            refilled: now,
+        }
+    }
+
+    /// Whether the budget limits anything.
+    pub const fn enabled(&self) -> bool {
+        self.burst > 0 && self.interval > 0
+    }
+
+    fn refill(&mut self, now: u64) {
+        if !self.enabled() || now <= self.refilled {
+            return;
+        }
+        let periods = now
+            .saturating_sub(self.refilled)
+            .checked_div(self.interval)
+            .unwrap_or(0);
+        let room = self.burst.saturating_sub(self.tokens);
+        match u32::try_from(periods) {
+            Ok(p) if p < room => {
+                self.tokens = self.tokens.saturating_add(p);
+                // p periods fit between refilled and now: no overflow.
+                self.refilled = self
+                    .refilled
+                    .saturating_add(u64::from(p).saturating_mul(self.interval));
+            }
+            _ => {
+                self.tokens = self.burst;
+                self.refilled = now;
+            }
+        }
+    }
+
+    /// Take a read at `now` if one is available.
+    pub fn try_take(&mut self, now: u64) -> bool {
+        if !self.enabled() {
+            return true;
+        }
+        self.refill(now);
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens = self.tokens.saturating_sub(1);
+        true
+    }
+
+    /// Whether a read is available at `now`, without taking it.
+    pub fn available(&mut self, now: u64) -> bool {
+        if !self.enabled() {
+            return true;
+        }
+        self.refill(now);
+        self.tokens > 0
+    }
+
+    /// How long after `now` the next read becomes available (0: now).
+    pub fn wait(&mut self, now: u64) -> u64 {
+        if self.available(now) {
+            return 0;
+        }
+        // tokens == 0 < burst, so refill() left refilled <= now and
+        // now - refilled < interval.
+        self.interval.saturating_sub(now.saturating_sub(self.refilled))
+    }
+
+    /// Reads available at `now`.
+    pub fn tokens(&mut self, now: u64) -> u32 {
+        self.refill(now);
+        self.tokens
+    }
+}
