@@ -4,7 +4,8 @@
 //!
 //! - `state` (read): one line per VF — mode, state size, generation, state
 //!   hash, parts reads and sets, whether the state validates;
-//! - `stats` (read): live objects, negotiated limits, commands that a real
+//! - `stats` (read): live objects, negotiated limits, commands sleeping in
+//!   a `delay` fault (`delaying`), commands that a real
 //!   admin queue of `vq_size` descriptors could not take, counters by opcode;
 //! - `trace` (read): the last 512 commands (opcode, member, status, bytes);
 //! - `dump` (read): the state bytes of the VF selected with `dump <vf>`;

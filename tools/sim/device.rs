@@ -23,7 +23,10 @@
 use kernel::{
     alloc::KVVec,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
     time::{delay::fsleep, Delta},
 };
 
@@ -105,8 +108,9 @@ const BULK_CHUNK: usize = 1 << 20;
 pub(crate) const DEFAULT_FEATURES: u64 =
     (1 << 32) | (1 << 33) | (1 << 5) | (1 << 17) | (1 << 18) | (1 << 16) | (1 << 15);
 
-/// Largest data a command may carry (64 MiB of state and a margin).
-const MAX_DATA: usize = 80 << 20;
+/// Largest data a command may carry: 64 MiB of state and a margin, and the
+/// 128 MiB record of the memory-cgroup test (mig_tables_charged_to_memcg).
+const MAX_DATA: usize = 136 << 20;
 /// Largest configurable state.
 pub(crate) const MAX_STATE: usize = 64 << 20;
 
@@ -279,6 +283,9 @@ struct RawReply {
 #[pin_data]
 pub(crate) struct Sim {
     pf: PfRef,
+    /// Commands sleeping in a `delay` fault right now (tests wait for it
+    /// to know that a command is in flight).
+    delaying: Atomic<u32>,
     #[pin]
     state: Mutex<State>,
     #[pin]
@@ -451,7 +458,8 @@ impl Vf {
                 let off = (gen as usize)
                     .wrapping_mul(2_654_435_761)
                     .wrapping_add(k.wrapping_mul(4099))
-                    % len;
+                    .checked_rem(len)
+                    .unwrap_or(0);
                 if let Some(b) = self.state.get_mut(at.saturating_add(off)) {
                     *b ^= (gen as u8) | 1;
                 }
@@ -491,6 +499,7 @@ impl Sim {
         Arc::pin_init(
             pin_init!(Self {
                 pf,
+                delaying: Atomic::new(0),
                 state <- kernel::new_mutex!(state),
                 raw <- kernel::new_mutex!(RawReply { bytes: KVVec::new() }),
             }),
@@ -567,7 +576,9 @@ impl Sim {
             hit
         };
         if let Some(FaultAction::Delay(ms)) = fault {
+            self.delaying.add(1u32, Relaxed);
             fsleep(Delta::from_millis(i64::from(ms)));
+            let _ = self.delaying.fetch_sub(1u32, Relaxed);
         }
         let mut st = self.state.lock();
         let mut reply = match fault {
@@ -1074,6 +1085,7 @@ impl Sim {
         writeln!(f, "over_vq_size {} vq_size {}", st.over_vq, st.vq_size)?;
         writeln!(f, "detached {}", st.detached)?;
         writeln!(f, "faults_pending {}", st.faults.len())?;
+        writeln!(f, "delaying {}", self.delaying.load(Relaxed))?;
         for (i, (ok, failed)) in st.ok.iter().zip(st.failed.iter()).enumerate() {
             if *ok != 0 || *failed != 0 {
                 writeln!(f, "op {:#x} ok {} failed {}", i, ok, failed)?;
