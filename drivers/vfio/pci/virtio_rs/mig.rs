@@ -1,39 +1,65 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The live migration engine: state arcs, saving and resuming sessions,
-//! pre-copy, and the deferred-reset protocol.
+//! pre-copy, the device-wide read budget and the deferred-reset protocol.
 //!
 //! # Locking
 //!
 //! - [`MigDevice::state`] (the "state mutex") protects the migration state,
 //!   the [`Vf`] (so it serialises every admin command of the VF, as the PF
-//!   API requires) and the sessions' device objects. Every path that sends
-//!   an admin command holds it.
-//! - Each session has its own mutex for its stream: queued records and
-//!   position (saving), parser and buffer (resuming). Order: state mutex,
-//!   then session mutex. `read()` on a saving file takes only the session
-//!   mutex, so a slow reader never blocks state changes.
+//!   API requires), the sessions' device objects, the read budget and the
+//!   size estimate. Every path that sends an admin command holds it. No path
+//!   holding it touches user memory or waits for a session's stream lock.
+//! - A saving session has two mutexes: `queue` (records not yet handed to
+//!   the reader, the byte accounting, a spare buffer; held only for short,
+//!   non-faulting work) and `reader` (the record being read, held across
+//!   the copy to userspace). Orders: state mutex, then `queue`; `reader`,
+//!   then `queue`. The state-mutex paths (final capture, pre-copy query,
+//!   ending the session) hand records over through `queue` only, so a
+//!   reader stuck in a page fault (userfaultfd, FUSE) never blocks
+//!   STOP_COPY, GET_STATE, MIG_DATA_SIZE, a reset or `close_device`.
+//! - A resuming session has one mutex, `inner` (parser and buffer, held
+//!   across the copy from userspace). A write takes the state mutex inside
+//!   it, only to load a complete record: order `inner`, then state mutex.
+//!   The state-mutex paths never wait for `inner`: leaving RESUMING reads
+//!   the status each write publishes ([`ResumeSession::status`]) and ending
+//!   the session only *tries* `inner`. A writer stuck in a page fault
+//!   blocks only the later writes to its own file.
 //! - [`MigDevice::reset`] (a spinlock) holds the "reset happened" flag.
 //!
 //! # Deferred reset
 //!
-//! `reset_done` runs with `vfio_pci_core`'s `memory_lock` held, while the
-//! migration paths hold the state mutex across user copies (which can fault
-//! into a BAR mmap and take `memory_lock`). So `reset_done` never blocks on
-//! the state mutex: it sets the flag and only *tries* the mutex; whoever
-//! holds it does the work when unlocking ([`StateGuard`]'s `Drop`): state
-//! RUNNING and every session ended. The guard releases the mutex while
-//! holding the spinlock, so a reset cannot slip in between. Ending a
-//! session on this path never waits for a session mutex either (it marks
-//! the session dead and frees its buffers only if the mutex is free; a
-//! dead session frees them on its next use).
+//! `reset_done` runs with `vfio_pci_core`'s `memory_lock` held; a thread
+//! holding the state mutex may be in an admin command, so `reset_done` never
+//! blocks on it: it sets the flag and only *tries* the mutex; whoever holds
+//! it does the work when unlocking ([`StateGuard`]'s `Drop`): state RUNNING,
+//! every session ended, and the device made to run if a stop may have
+//! reached it after the function reset ([`VfCtx::after_reset`]). The guard
+//! releases the mutex while holding the spinlock, so a reset cannot slip in
+//! between. Ending a session on this path never waits for a stream lock
+//! (it marks the session dead and frees its buffers where it can; a dead
+//! session frees the rest on its next use).
+//!
+//! # Device load
+//!
+//! The PF's admin queue is shared by all its VFs, and a virtio device
+//! answers every `DEV_PARTS_GET` with its whole context. Besides the
+//! per-session pre-copy policy ([`PrecopyPolicy`]), each device has a
+//! [`ReadBudget`] of full-context reads across sessions (`device_read_burst`
+//! back to back, then one per `precopy_interval_ms`): a pre-copy read
+//! beyond it is skipped (a PRE_COPY session may start with no data, its
+//! device object created only when it first reads), a stop-copy read waits
+//! for it (at most one interval). `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`
+//! answers from the size of the last capture or query for one interval,
+//! so asking it in a loop sends at most three commands per interval.
 //!
 //! # Lifetimes
 //!
 //! A session holds a reference to the device, so a migration file that
 //! outlives the device file (or the driver binding) keeps the object alive
 //! and answers `ENODEV`. Device objects live in the state, not in the
-//! sessions, and are destroyed exactly once when a session ends (RAII).
+//! sessions, and are destroyed with [`Vf::destroy_parts`] under the state
+//! mutex when a session ends, on every path.
 
 use kernel::{
     alloc::{flags::GFP_KERNEL_ACCOUNT, KVec},
@@ -45,7 +71,7 @@ use kernel::{
         atomic::{Acquire, Atomic, Relaxed, Release},
         Arc, ArcBorrow, Mutex, MutexGuard, SpinLock, SpinLockGuard,
     },
-    time::{Instant, Monotonic},
+    time::{delay::fsleep, Delta, Instant, Monotonic},
     uaccess::{UserSliceReader, UserSliceWriter},
 };
 
@@ -54,7 +80,7 @@ use crate::{
     page_buffer::PageBuffer,
     proto::{
         arcs::{arc_action, Action},
-        precopy::{Decision, PrecopyPolicy},
+        precopy::{Decision, PrecopyPolicy, ReadBudget},
         record::{HEADER_LEN, HEADER_LEN_U64, MAX_DEVICE_DATA},
         resume::{ErrorKind, Event, Parser, Want},
         save::SaveStream,
@@ -64,7 +90,7 @@ use crate::{
         migration::{MigState, MigrationOps, MIG_GET_PRECOPY_INFO},
         pci::CoreDevice,
     },
-    virtio_admin::{PartsObject, PartsOp, Vf, OBJ_HDR_LEN},
+    virtio_admin::{objects_leaked, PartsObject, PartsOp, Vf, OBJ_HDR_LEN},
 };
 
 type Dev = CoreDevice<VirtioVfioPci>;
@@ -92,13 +118,16 @@ pub(crate) struct MigStats {
     records_loaded: Atomic<u64>,
     bytes_loaded: Atomic<u64>,
     resets: Atomic<u64>,
+    resets_deferred: Atomic<u64>,
     failed_requests: Atomic<u64>,
+    reads_skipped: Atomic<u64>,
+    read_waits: Atomic<u64>,
+    size_queries: Atomic<u64>,
+    runs_after_reset: Atomic<u64>,
 }
 
-/// Add to a counter. Counters are only written under the state mutex, so
-/// a load and a store suffice.
-fn bump(c: &Atomic<u64>, n: u64) {
-    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+fn inc(c: &Atomic<u64>, n: u64) {
+    c.add(n, Relaxed);
 }
 
 impl MigStats {
@@ -112,15 +141,20 @@ impl MigStats {
             records_loaded: Atomic::new(0),
             bytes_loaded: Atomic::new(0),
             resets: Atomic::new(0),
+            resets_deferred: Atomic::new(0),
             failed_requests: Atomic::new(0),
+            reads_skipped: Atomic::new(0),
+            read_waits: Atomic::new(0),
+            size_queries: Atomic::new(0),
+            runs_after_reset: Atomic::new(0),
         }
     }
 
     /// A device-context read queued as a record of `len` payload bytes.
     fn record_saved(&self, len: u32) {
-        bump(&self.device_reads, 1);
-        bump(&self.records_saved, 1);
-        bump(&self.bytes_saved, u64::from(len) + HEADER_LEN_U64);
+        inc(&self.device_reads, 1);
+        inc(&self.records_saved, 1);
+        inc(&self.bytes_saved, u64::from(len) + HEADER_LEN_U64);
     }
 
     /// The `stats` file: one `name value` line per counter.
@@ -134,11 +168,17 @@ impl MigStats {
             ("records_loaded", &self.records_loaded),
             ("bytes_loaded", &self.bytes_loaded),
             ("resets", &self.resets),
+            ("resets_deferred", &self.resets_deferred),
             ("failed_requests", &self.failed_requests),
+            ("reads_skipped", &self.reads_skipped),
+            ("read_waits", &self.read_waits),
+            ("size_queries", &self.size_queries),
+            ("runs_after_reset", &self.runs_after_reset),
         ] {
             writeln!(f, "{} {}", name, c.load(Relaxed))?;
         }
-        Ok(())
+        // Module-wide: a driver bug if it is ever non-zero.
+        writeln!(f, "objects_leaked {}", objects_leaked())
     }
 }
 
@@ -151,11 +191,14 @@ pub(crate) struct MigDevice {
     reset: SpinLock<bool>,
 }
 
+/// The saving session of the state, with its device object (created with
+/// the session's first read, which the read budget may defer).
 struct SaveSlot {
     session: Arc<SaveSession>,
-    obj: PartsObject,
+    obj: Option<PartsObject>,
 }
 
+/// The resuming session of the state, with its device object.
 struct ResumeSlot {
     session: Arc<ResumeSession>,
     obj: PartsObject,
@@ -163,18 +206,39 @@ struct ResumeSlot {
 
 /// What the state mutex protects.
 pub(crate) struct MigInner {
-    vf: Vf,
-    stats: Arc<MigStats>,
+    vf: VfCtx,
     mig_state: MigState,
     saving: Option<SaveSlot>,
     resuming: Option<ResumeSlot>,
 }
 
-/// The state mutex, held. Unlocking runs deferred reset work.
+/// The VF and what the driver knows about its device.
+struct VfCtx {
+    vf: Vf,
+    stats: Arc<MigStats>,
+    /// A `DEV_MODE_SET(stopped)` was sent and no `DEV_MODE_SET(running)`
+    /// succeeded since: the device may be stopped, whatever the migration
+    /// state says after a reset (a stop in flight can reach the device after
+    /// the function reset that restarted it).
+    maybe_stopped: bool,
+    /// Time base of `budget` and `size`.
+    clock: Instant<Monotonic>,
+    budget: ReadBudget,
+    /// `precopy_interval_ms`: how long `size` answers `MIG_DATA_SIZE`.
+    interval_ms: u64,
+    /// The device-context size the last capture or query saw, and when.
+    size: Option<(u64, u32)>,
+}
+
+/// The state mutex, held. Unlocking runs the deferred reset work.
 ///
-/// Field order matters: after `drop()` returns, `guard` (the state mutex)
-/// is released before `reset_held` (the spinlock), so a `reset_done` that
-/// found the mutex locked cannot set its flag unseen.
+/// # Invariants
+///
+/// `reset_held` is declared after `guard`, and Rust drops fields in
+/// declaration order: when `drop()` returns with `reset_held` set, the state
+/// mutex is released while the reset spinlock is still held, so a
+/// `reset_done()` that found the mutex busy (its flag is set under the
+/// spinlock) cannot have set its flag after our last look at it.
 pub(crate) struct StateGuard<'a> {
     guard: MutexGuard<'a, MigInner>,
     reset_held: Option<SpinLockGuard<'a, bool>>,
@@ -200,15 +264,15 @@ impl Drop for StateGuard<'_> {
         loop {
             let mut reset = self.mig.reset.lock();
             if !*reset {
-                // Keep the spinlock until the mutex is released (fields).
+                // INVARIANT: kept until the mutex is released (see the type).
                 self.reset_held = Some(reset);
                 return;
             }
             *reset = false;
             drop(reset);
-            bump(&self.guard.stats.resets, 1);
-            self.guard.mig_state = MigState::Running;
-            self.guard.end_sessions();
+            // A reset happened while we held the mutex: do its work.
+            inc(&self.guard.vf.stats.resets_deferred, 1);
+            self.guard.after_reset();
         }
     }
 }
@@ -216,10 +280,19 @@ impl Drop for StateGuard<'_> {
 impl MigDevice {
     /// Migration state for `vf`, RUNNING, counting into `stats`.
     pub(crate) fn new(vf: Vf, stats: Arc<MigStats>) -> impl PinInit<Self> {
+        let (_, interval_ms) = crate::precopy_params();
+        let clock = Instant::now();
         pin_init!(Self {
             state <- new_mutex!(MigInner {
-                vf,
-                stats: stats.clone(),
+                vf: VfCtx {
+                    vf,
+                    stats,
+                    maybe_stopped: false,
+                    clock,
+                    budget: ReadBudget::new(crate::device_read_burst(), interval_ms, 0),
+                    interval_ms,
+                    size: None,
+                },
                 mig_state: MigState::Running,
                 saving: None,
                 resuming: None,
@@ -244,17 +317,25 @@ impl MigDevice {
             // The holder of the state mutex does the work when unlocking.
             return;
         };
+        *reset = false;
         drop(reset);
-        drop(StateGuard {
+        let mut st = StateGuard {
             guard: g,
             reset_held: None,
             mig: self,
-        });
+        };
+        st.after_reset();
+        // Unlocking handles a reset that came in meanwhile.
+        drop(st);
     }
 
-    /// The device was opened: it runs (the open path reset it).
+    /// The device was opened: it runs. The open path resets the function
+    /// when it can; when it could not and the last user left the device
+    /// stopped, make it run.
     pub(crate) fn open(&self) {
-        self.lock().mig_state = MigState::Running;
+        let mut st = self.lock();
+        st.mig_state = MigState::Running;
+        st.vf.run_if_stopped();
     }
 
     /// The device is being closed: end every session, under the state
@@ -264,17 +345,151 @@ impl MigDevice {
     }
 }
 
+impl VfCtx {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(0)
+    }
+
+    /// `DEV_MODE_SET(stopped)`.
+    fn mode_stop(&mut self) -> Result {
+        // Before sending: a failed or interrupted command may still have
+        // stopped the device.
+        self.maybe_stopped = true;
+        self.vf.mode_set(true)
+    }
+
+    /// `DEV_MODE_SET(running)`.
+    fn mode_run(&mut self) -> Result {
+        self.vf.mode_set(false)?;
+        self.maybe_stopped = false;
+        Ok(())
+    }
+
+    /// Make the device run if a stop may have reached it.
+    fn run_if_stopped(&mut self) {
+        if !self.maybe_stopped {
+            return;
+        }
+        inc(&self.stats.runs_after_reset, 1);
+        if let Err(e) = self.mode_run() {
+            inc(&self.stats.failed_requests, 1);
+            pr_warn!("cannot make the device run after a reset: {:?}\n", e);
+        }
+    }
+
+    /// Take a pre-copy read from the budget, if one is left.
+    fn reserve_read(&mut self) -> bool {
+        let now = self.now_ms();
+        if self.budget.try_take(now) {
+            return true;
+        }
+        inc(&self.stats.reads_skipped, 1);
+        false
+    }
+
+    /// Take a stop-copy read from the budget, waiting for it if needed
+    /// (at most one interval; the read then happens anyway: a stop-copy read
+    /// is never refused).
+    fn wait_read(&mut self) {
+        let mut waited = false;
+        for _ in 0..2 {
+            let now = self.now_ms();
+            if self.budget.try_take(now) {
+                return;
+            }
+            let wait = self.budget.wait(now);
+            if !waited {
+                inc(&self.stats.read_waits, 1);
+                waited = true;
+            }
+            fsleep(Delta::from_millis(i64::try_from(wait).unwrap_or(1000)));
+        }
+    }
+
+    /// Read the whole device context of `obj` (created first if `None`)
+    /// into `buf`: `METADATA_GET(SIZE)` then `DEV_PARTS_GET(ALL)`. If the
+    /// context grew in between (the device answers `ENOMEM`), ask again.
+    fn capture(
+        &mut self,
+        obj: &mut Option<PartsObject>,
+        mut buf: PageBuffer,
+    ) -> Result<(PageBuffer, u32)> {
+        if obj.is_none() {
+            *obj = Some(self.vf.create_parts(PartsOp::Get)?);
+        }
+        let obj = obj.as_ref().ok_or(EINVAL)?;
+        let mut tries = 0;
+        loop {
+            let size = self.vf.parts_size(obj)?;
+            if size == 0 {
+                return Err(EINVAL);
+            }
+            self.size = Some((self.now_ms(), size));
+            buf.reserve(size as usize)?;
+            match self.vf.parts_get(obj, &buf, size) {
+                Ok(0) => return Err(EIO),
+                Ok(n) => {
+                    self.stats.record_saved(n);
+                    return Ok((buf, n));
+                }
+                // The context grew after METADATA_GET: ask again.
+                Err(e) if e == ENOMEM && tries < CAPTURE_RETRIES => tries += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The device-context size for `MIG_DATA_SIZE`: the last one seen if it
+    /// is less than an interval old, else asked through `live` (the saving
+    /// session's object) or a temporary object.
+    fn data_size(&mut self, live: Option<&PartsObject>) -> Result<u32> {
+        let now = self.now_ms();
+        if let Some((at, size)) = self.size {
+            if now.saturating_sub(at) < self.interval_ms {
+                return Ok(size);
+            }
+        }
+        inc(&self.stats.size_queries, 1);
+        let size = match live {
+            Some(obj) => self.vf.parts_size(obj)?,
+            None => {
+                let obj = self.vf.create_parts(PartsOp::Get)?;
+                let r = self.vf.parts_size(&obj);
+                self.vf.destroy_parts(obj);
+                r?
+            }
+        };
+        self.size = Some((now, size));
+        Ok(size)
+    }
+}
+
 impl MigInner {
+    /// The function was reset: state RUNNING, every session ended, the
+    /// device running.
+    fn after_reset(&mut self) {
+        inc(&self.vf.stats.resets, 1);
+        self.mig_state = MigState::Running;
+        self.end_sessions();
+        self.vf.size = None;
+        // The reset restarted the device, but a stop sent before it by the
+        // holder of the state mutex (or while `reset_done` waited for the
+        // PCI core) may have reached the device after it.
+        self.vf.run_if_stopped();
+    }
+
     /// End every session: their files answer `ENODEV` from now on and
     /// their device objects are destroyed.
     fn end_sessions(&mut self) {
         if let Some(slot) = self.resuming.take() {
             slot.session.end();
-            drop(slot.obj);
+            self.vf.vf.destroy_parts(slot.obj);
         }
         if let Some(slot) = self.saving.take() {
             slot.session.end();
-            drop(slot.obj);
+            if let Some(obj) = slot.obj {
+                self.vf.vf.destroy_parts(obj);
+            }
         }
     }
 
@@ -283,8 +498,8 @@ impl MigInner {
         let action = arc_action(self.mig_state, next).ok_or(EINVAL)?;
         match action {
             Action::Nothing => Ok(None),
-            Action::ModeStop => self.vf.mode_set(true).map(|()| None),
-            Action::ModeRun => self.vf.mode_set(false).map(|()| None),
+            Action::ModeStop => self.vf.mode_stop().map(|()| None),
+            Action::ModeRun => self.vf.mode_run().map(|()| None),
             Action::CreateSaving { precopy } => self.create_saving(dev, precopy).map(Some),
             Action::FinalCapture => self.final_capture().map(|()| None),
             Action::CreateResuming => self.create_resuming(dev).map(Some),
@@ -301,61 +516,79 @@ impl MigInner {
     }
 
     fn create_saving(&mut self, dev: &Dev, precopy: bool) -> Result<ARef<File>> {
-        let obj = self.vf.create_parts(PartsOp::Get)?;
-        let (buf, len) = capture(&mut self.vf, &obj, PageBuffer::new())?;
-        let session = SaveSession::new(dev, precopy)?;
-        session.inner.lock().first_record(buf, len, precopy)?;
-        let file = stream_file::create(FILE_NAME, session.clone(), Access::ReadOnly)?;
-        self.saving = Some(SaveSlot { session, obj });
-        bump(&self.stats.saving_sessions, 1);
-        self.stats.record_saved(len);
-        Ok(file)
+        let mut slot = SaveSlot {
+            session: SaveSession::new(dev, precopy)?,
+            obj: None,
+        };
+        let r = self.fill_saving(&mut slot, precopy).and_then(|()| {
+            stream_file::create(FILE_NAME, slot.session.clone(), Access::ReadOnly)
+        });
+        match r {
+            Ok(file) => {
+                self.saving = Some(slot);
+                inc(&self.vf.stats.saving_sessions, 1);
+                Ok(file)
+            }
+            Err(e) => {
+                slot.session.end();
+                if let Some(obj) = slot.obj {
+                    self.vf.vf.destroy_parts(obj);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The first read of a new saving session: always for STOP_COPY, when
+    /// the read budget allows for PRE_COPY.
+    fn fill_saving(&mut self, slot: &mut SaveSlot, precopy: bool) -> Result {
+        let read = if precopy {
+            self.vf.reserve_read()
+        } else {
+            self.vf.wait_read();
+            true
+        };
+        let first = if read {
+            Some(self.vf.capture(&mut slot.obj, PageBuffer::new())?)
+        } else {
+            None
+        };
+        slot.session.queue.lock().start(first, precopy)
     }
 
     fn final_capture(&mut self) -> Result {
-        let slot = self.saving.as_ref().ok_or(ENODEV)?;
-        let spare = slot.session.inner.lock().spare.take().unwrap_or_default();
-        let (buf, len) = capture(&mut self.vf, &slot.obj, spare)?;
-        let mut s = slot.session.inner.lock();
-        s.push_record(buf, len)?;
-        s.complete = true;
-        self.stats.record_saved(len);
+        let slot = self.saving.as_mut().ok_or(ENODEV)?;
+        let spare = slot.session.queue.lock().take_spare();
+        self.vf.wait_read();
+        let (buf, len) = self.vf.capture(&mut slot.obj, spare)?;
+        let mut q = slot.session.queue.lock();
+        q.push_record(buf, len)?;
+        q.complete = true;
         Ok(())
     }
 
     fn create_resuming(&mut self, dev: &Dev) -> Result<ARef<File>> {
-        let obj = self.vf.create_parts(PartsOp::Set)?;
-        let session = ResumeSession::new(dev, &obj)?;
-        let file = stream_file::create(FILE_NAME, session.clone(), Access::WriteOnly)?;
-        self.resuming = Some(ResumeSlot { session, obj });
-        bump(&self.stats.resuming_sessions, 1);
-        Ok(file)
-    }
-}
-
-/// Read the whole device context of `obj` into `buf` (grown as needed):
-/// `METADATA_GET(SIZE)` then `DEV_PARTS_GET(ALL)`. Returns the buffer and
-/// the bytes the device wrote.
-fn capture(vf: &mut Vf, obj: &PartsObject, mut buf: PageBuffer) -> Result<(PageBuffer, u32)> {
-    let mut tries = 0;
-    loop {
-        let size = vf.parts_size(obj)?;
-        if size == 0 {
-            return Err(EINVAL);
-        }
-        buf.reserve(size as usize)?;
-        match vf.parts_get(obj, &buf, size) {
-            Ok(0) => return Err(EIO),
-            Ok(n) => return Ok((buf, n)),
-            // The context grew after METADATA_GET: ask again.
-            Err(e) if e == ENOMEM && tries < CAPTURE_RETRIES => tries += 1,
-            Err(e) => return Err(e),
+        let obj = self.vf.vf.create_parts(PartsOp::Set)?;
+        let session = match ResumeSession::new(dev, &obj) {
+            Ok(s) => s,
+            Err(e) => {
+                self.vf.vf.destroy_parts(obj);
+                return Err(e);
+            }
+        };
+        match stream_file::create(FILE_NAME, session.clone(), Access::WriteOnly) {
+            Ok(file) => {
+                self.resuming = Some(ResumeSlot { session, obj });
+                inc(&self.vf.stats.resuming_sessions, 1);
+                Ok(file)
+            }
+            Err(e) => {
+                session.end();
+                self.vf.vf.destroy_parts(obj);
+                Err(e)
+            }
         }
     }
-}
-
-fn now_ms(since: &Instant<Monotonic>) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(0)
 }
 
 /// One record queued in a saving session.
@@ -367,17 +600,50 @@ struct Record {
     off: usize,
 }
 
+impl Record {
+    /// Copy the next piece, at most `room` bytes, to `out`: returns the
+    /// bytes attempted and the bytes copied (fewer on a fault).
+    fn copy_out(&mut self, out: &mut UserSliceWriter, room: usize) -> (usize, usize) {
+        let (n, copied) = if self.off < HEADER_LEN {
+            let hdr = self.header.get(self.off..).unwrap_or(&[]);
+            let n = hdr.len().min(room);
+            match out.write_slice(hdr.get(..n).unwrap_or(&[])) {
+                Ok(()) => (n, n),
+                Err(_) => (n, 0),
+            }
+        } else {
+            let poff = self.off - HEADER_LEN;
+            let n = self.len.saturating_sub(poff).min(room);
+            (n, self.data.copy_to_user(poff, out, n))
+        };
+        self.off += copied;
+        (n, copied)
+    }
+
+    fn finished(&self) -> bool {
+        self.off >= HEADER_LEN + self.len
+    }
+}
+
 /// A saving session: the stream behind a read-only migration file.
 #[pin_data]
 pub(crate) struct SaveSession {
     dev: ARef<Dev>,
     dead: Atomic<bool>,
+    /// Records not yet handed to the reader, and the accounting. Never held
+    /// across a user copy.
     #[pin]
-    inner: Mutex<SaveInner>,
+    queue: Mutex<SaveQueue>,
+    /// The record being read. Held across the copy to userspace.
+    #[pin]
+    reader: Mutex<Option<Record>>,
 }
 
-struct SaveInner {
+struct SaveQueue {
+    /// Bytes produced and consumed; a reader's bytes count as consumed once
+    /// its copy returned.
     stream: SaveStream,
+    /// Oldest first.
     records: KVec<Record>,
     /// Every record the session will produce is queued.
     complete: bool,
@@ -387,7 +653,11 @@ struct SaveInner {
     spare: Option<PageBuffer>,
 }
 
-impl SaveInner {
+impl SaveQueue {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.created.elapsed().as_millis()).unwrap_or(0)
+    }
+
     fn push_record(&mut self, data: PageBuffer, len: u32) -> Result {
         self.records.reserve(1, GFP_KERNEL_ACCOUNT)?;
         let header = self.stream.frame(u64::from(len)).map_err(|_| EINVAL)?;
@@ -403,73 +673,43 @@ impl SaveInner {
         Ok(())
     }
 
-    fn first_record(&mut self, data: PageBuffer, len: u32, precopy: bool) -> Result {
-        self.push_record(data, len)?;
+    /// The session starts with `first` (or nothing, when the read budget
+    /// deferred the first read of a pre-copy session).
+    fn start(&mut self, first: Option<(PageBuffer, u32)>, precopy: bool) -> Result {
+        let read = first.is_some();
+        if let Some((buf, len)) = first {
+            self.push_record(buf, len)?;
+        }
         if precopy {
             self.stream.mark_initial();
-            let now = now_ms(&self.created);
-            self.policy.initial_read(now);
+            if read {
+                let now = self.now_ms();
+                self.policy.initial_read(now);
+            }
         } else {
             self.complete = true;
         }
         Ok(())
     }
 
+    fn take_spare(&mut self) -> PageBuffer {
+        self.spare.take().unwrap_or_default()
+    }
+
+    /// Keep the larger of `buf` and the current spare for the next capture.
+    fn recycle(&mut self, buf: PageBuffer) {
+        if self
+            .spare
+            .as_ref()
+            .is_none_or(|s| s.capacity() < buf.capacity())
+        {
+            self.spare = Some(buf);
+        }
+    }
+
     fn free_buffers(&mut self) {
         self.records.clear();
         self.spare = None;
-    }
-
-    fn read(&mut self, out: &mut UserSliceWriter) -> Result<usize> {
-        let want = out.len();
-        let mut done = 0usize;
-        let mut fault = false;
-        while done < want {
-            let Some(rec) = self.records.first_mut() else {
-                break;
-            };
-            let room = want - done;
-            let (n, copied) = if rec.off < HEADER_LEN {
-                let hdr = rec.header.get(rec.off..).unwrap_or(&[]);
-                let n = hdr.len().min(room);
-                match out.write_slice(hdr.get(..n).unwrap_or(&[])) {
-                    Ok(()) => (n, n),
-                    Err(_) => (n, 0),
-                }
-            } else {
-                let poff = rec.off - HEADER_LEN;
-                let n = rec.len.saturating_sub(poff).min(room);
-                (n, rec.data.copy_to_user(poff, out, n))
-            };
-            rec.off += copied;
-            done += copied;
-            self.stream.consume(copied as u64).map_err(|_| EINVAL)?;
-            if rec.off >= HEADER_LEN + rec.len {
-                if let Ok(r) = self.records.remove(0) {
-                    if self
-                        .spare
-                        .as_ref()
-                        .is_none_or(|s| s.capacity() < r.data.capacity())
-                    {
-                        self.spare = Some(r.data);
-                    }
-                }
-            }
-            if copied < n {
-                fault = true;
-                break;
-            }
-        }
-        if done > 0 {
-            Ok(done)
-        } else if fault {
-            Err(EFAULT)
-        } else if want == 0 || self.complete {
-            Ok(0)
-        } else {
-            // Pre-copy with nothing queued: temporary end of stream.
-            Err(ENOMSG)
-        }
     }
 }
 
@@ -485,7 +725,7 @@ impl SaveSession {
             pin_init!(Self {
                 dev: ARef::from(dev),
                 dead: Atomic::new(false),
-                inner <- new_mutex!(SaveInner {
+                queue <- new_mutex!(SaveQueue {
                     stream: SaveStream::new(),
                     records: KVec::new(),
                     complete: false,
@@ -493,16 +733,19 @@ impl SaveSession {
                     created: Instant::now(),
                     spare: None,
                 }),
+                reader <- new_mutex!(None),
             }),
             GFP_KERNEL_ACCOUNT,
         )
     }
 
-    /// The session ended: never block here (see the module docs).
+    /// The session ended. Called with the state mutex held: never waits
+    /// for the reader (see the module docs).
     fn end(&self) {
         self.dead.store(true, Release);
-        if let Some(mut g) = self.inner.try_lock() {
-            g.free_buffers();
+        self.queue.lock().free_buffers();
+        if let Some(mut cur) = self.reader.try_lock() {
+            *cur = None;
         }
     }
 
@@ -518,29 +761,35 @@ impl SaveSession {
             if !matches!(st.mig_state, MigState::PreCopy | MigState::PreCopyP2p) {
                 return Err(EINVAL);
             }
-            let MigInner {
-                vf, saving, stats, ..
-            } = &mut *st;
+            let MigInner { vf, saving, .. } = &mut *st;
             let slot = match saving {
                 Some(slot) if core::ptr::eq(&*slot.session, &*this) => slot,
                 _ => return Err(ENODEV),
             };
-            let query = {
-                let mut s = this.inner.lock();
-                if s.stream.drained() && !s.complete {
-                    let now = now_ms(&s.created);
-                    s.policy.query(now) == Decision::Allowed
+            // Everything queued was read: may the device be read again? The
+            // session's policy and the device's budget must both agree.
+            let spare = {
+                let mut q = this.queue.lock();
+                let now = q.now_ms();
+                let dev_now = vf.now_ms();
+                if q.stream.drained() && !q.complete && vf.budget.available(dev_now) {
+                    match q.policy.query(now) {
+                        Decision::Allowed => Some(q.take_spare()),
+                        _ => None,
+                    }
                 } else {
-                    false
+                    None
                 }
             };
-            if query {
-                let spare = this.inner.lock().spare.take().unwrap_or_default();
-                let (buf, len) = capture(vf, &slot.obj, spare)?;
-                this.inner.lock().push_record(buf, len)?;
-                stats.record_saved(len);
+            let captured = match spare {
+                Some(spare) if vf.reserve_read() => Some(vf.capture(&mut slot.obj, spare)?),
+                _ => None,
+            };
+            let mut q = this.queue.lock();
+            if let Some((buf, len)) = captured {
+                q.push_record(buf, len)?;
             }
-            let bytes = this.inner.lock().stream.precopy();
+            let bytes = q.stream.precopy();
             info.initial_bytes = bytes.initial_bytes;
             info.dirty_bytes = bytes.dirty_bytes;
         }
@@ -552,12 +801,56 @@ impl SaveSession {
 #[vtable]
 impl StreamOps for SaveSession {
     fn read(this: ArcBorrow<'_, Self>, out: &mut UserSliceWriter) -> Result<usize> {
-        let mut s = this.inner.lock();
+        let mut cur = this.reader.lock();
         if this.dead.load(Acquire) {
-            s.free_buffers();
+            *cur = None;
+            this.queue.lock().free_buffers();
             return Err(ENODEV);
         }
-        s.read(out)
+        let want = out.len();
+        let mut done = 0usize;
+        let mut fault = false;
+        while done < want {
+            if cur.is_none() {
+                let mut q = this.queue.lock();
+                if q.records.is_empty() {
+                    break;
+                }
+                *cur = q.records.remove(0).ok();
+            }
+            let Some(rec) = Option::as_mut(&mut *cur) else {
+                break;
+            };
+            // The copy may fault and sleep: only `reader` is held.
+            let (n, copied) = rec.copy_out(out, want - done);
+            done += copied;
+            let finished = rec.finished();
+            let mut q = this.queue.lock();
+            q.stream.consume(copied as u64).map_err(|_| EINVAL)?;
+            if finished {
+                if let Some(r) = cur.take() {
+                    q.recycle(r.data);
+                }
+            }
+            drop(q);
+            if copied < n {
+                fault = true;
+                break;
+            }
+        }
+        if done > 0 {
+            Ok(done)
+        } else if fault {
+            Err(EFAULT)
+        } else if want == 0 {
+            Ok(0)
+        } else if this.queue.lock().complete {
+            // Complete and nothing left (the loop found no record).
+            Ok(0)
+        } else {
+            // Pre-copy with nothing queued: temporary end of stream.
+            Err(ENOMSG)
+        }
     }
 
     fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
@@ -568,11 +861,21 @@ impl StreamOps for SaveSession {
     }
 }
 
+/// [`ResumeSession::status`] when the data so far ended on a record
+/// boundary and loaded without error.
+const AT_BOUNDARY: i32 = 0;
+/// [`ResumeSession::status`] when the data so far ended inside a record.
+const IN_RECORD: i32 = 1;
+
 /// A resuming session: the stream behind a write-only migration file.
 #[pin_data]
 pub(crate) struct ResumeSession {
     dev: ARef<Dev>,
     dead: Atomic<bool>,
+    /// Published by every write for `RESUMING -> STOP`: [`AT_BOUNDARY`],
+    /// [`IN_RECORD`], or the negative errno that stopped the load.
+    status: Atomic<i32>,
+    /// Parser and buffer. Held across the copy from userspace.
     #[pin]
     inner: Mutex<ResumeInner>,
 }
@@ -606,6 +909,7 @@ impl ResumeSession {
             pin_init!(Self {
                 dev: ARef::from(dev),
                 dead: Atomic::new(false),
+                status: Atomic::new(AT_BOUNDARY),
                 inner <- new_mutex!(ResumeInner {
                     parser: Parser::new(crate::max_record_size()),
                     buf,
@@ -616,6 +920,8 @@ impl ResumeSession {
         )
     }
 
+    /// The session ended. Called with the state mutex held: never waits
+    /// for a writer (see the module docs).
     fn end(&self) {
         self.dead.store(true, Release);
         if let Some(mut g) = self.inner.try_lock() {
@@ -624,27 +930,62 @@ impl ResumeSession {
     }
 
     /// RESUMING -> STOP: the data must have ended on a record boundary and
-    /// loaded without error (the uAPI asks to fail the arc otherwise).
+    /// loaded without error (the uAPI asks to fail the arc otherwise). A
+    /// write still in progress has not happened yet, as far as this is
+    /// concerned.
     fn check_complete(&self) -> Result {
-        let s = self.inner.lock();
-        if let Some(e) = s.failed {
-            return Err(e);
+        match self.status.load(Acquire) {
+            AT_BOUNDARY => Ok(()),
+            IN_RECORD => Err(EINVAL),
+            // A negative errno stored by `ResumeInner::status`.
+            e => Err(Error::from_errno(e)),
         }
-        s.parser.finish().map_err(|e| parse_errno(e.kind))
+    }
+
+    /// Load bytes `0..len` of `buf` (object header and one device-data
+    /// record of `payload` bytes) with `DEV_PARTS_SET`, under the state
+    /// mutex, if this is still the device's resuming session.
+    fn load(&self, buf: &PageBuffer, len: usize, payload: u64) -> Result {
+        let mig = mig_of(&self.dev).ok_or(ENODEV)?;
+        let mut st = mig.lock();
+        if self.dead.load(Acquire) {
+            return Err(ENODEV);
+        }
+        let MigInner { vf, resuming, .. } = &mut *st;
+        let slot = match resuming {
+            Some(slot) if core::ptr::eq(&*slot.session, self) => slot,
+            _ => return Err(ENODEV),
+        };
+        vf.vf.parts_set(&slot.obj, buf, len)?;
+        vf.size = None;
+        inc(&vf.stats.records_loaded, 1);
+        inc(&vf.stats.bytes_loaded, payload);
+        Ok(())
     }
 }
 
 impl ResumeInner {
+    /// The status to publish (see [`ResumeSession::status`]).
+    fn status(&self) -> i32 {
+        if let Some(e) = self.failed {
+            return e.to_errno();
+        }
+        match self.parser.finish() {
+            Ok(()) => AT_BOUNDARY,
+            Err(e) => match e.kind {
+                ErrorKind::TruncatedHeader { .. } | ErrorKind::TruncatedPayload { .. } => {
+                    IN_RECORD
+                }
+                kind => parse_errno(kind).to_errno(),
+            },
+        }
+    }
+
     /// Consume `input`, loading each complete device-data record.
     /// Returns the bytes consumed; a fault or an allocation failure after
     /// some progress returns the progress (the next write retries), parse
     /// and device errors fail the session.
-    fn write(
-        &mut self,
-        vf: &mut Vf,
-        stats: &MigStats,
-        input: &mut UserSliceReader,
-    ) -> Result<usize> {
+    fn write(&mut self, session: &ResumeSession, input: &mut UserSliceReader) -> Result<usize> {
         if let Some(e) = self.failed {
             return Err(e);
         }
@@ -713,12 +1054,10 @@ impl ResumeInner {
                                 .ok()
                                 .and_then(|s| s.checked_add(OBJ_HDR_LEN))
                                 .ok_or(EINVAL)?;
-                            if let Err(e) = vf.parts_set(&self.buf, len) {
+                            if let Err(e) = session.load(&self.buf, len, header.size) {
                                 self.failed = Some(e);
                                 return Err(e);
                             }
-                            bump(&stats.records_loaded, 1);
-                            bump(&stats.bytes_loaded, header.size);
                         }
                     }
                 }
@@ -735,27 +1074,13 @@ impl ResumeInner {
 #[vtable]
 impl StreamOps for ResumeSession {
     fn write(this: ArcBorrow<'_, Self>, input: &mut UserSliceReader) -> Result<usize> {
-        let mig = mig_of(&this.dev).ok_or(ENODEV)?;
-        let mut st = mig.lock();
+        let mut s = this.inner.lock();
         if this.dead.load(Acquire) {
+            s.buf.clear();
             return Err(ENODEV);
         }
-        let MigInner {
-            vf,
-            resuming,
-            stats,
-            ..
-        } = &mut *st;
-        match resuming {
-            Some(slot) if core::ptr::eq(&*slot.session, &*this) => {}
-            _ => return Err(ENODEV),
-        }
-        let mut s = this.inner.lock();
-        let r = s.write(vf, stats, input);
-        // Session mutex before the state mutex: the state guard's unlock
-        // may end this session.
-        drop(s);
-        drop(st);
+        let r = s.write(&this, input);
+        this.status.store(s.status(), Release);
         r
     }
 }
@@ -775,7 +1100,7 @@ impl MigrationOps for MigOps {
             let f = match st.step(dev, next) {
                 Ok(f) => f,
                 Err(e) => {
-                    bump(&st.stats.failed_requests, 1);
+                    inc(&st.vf.stats.failed_requests, 1);
                     return Err(e);
                 }
             };
@@ -801,15 +1126,7 @@ impl MigrationOps for MigOps {
         let mig = mig_of(dev).ok_or(ENOTTY)?;
         let mut st = mig.lock();
         let MigInner { vf, saving, .. } = &mut *st;
-        let size = match saving {
-            Some(slot) => vf.parts_size(&slot.obj)?,
-            None => {
-                let obj = vf.create_parts(PartsOp::Get)?;
-                let r = vf.parts_size(&obj);
-                drop(obj);
-                r?
-            }
-        };
+        let size = vf.data_size(saving.as_ref().and_then(|s| s.obj.as_ref()))?;
         // One record: header + payload.
         Ok((size as usize).saturating_add(HEADER_LEN))
     }

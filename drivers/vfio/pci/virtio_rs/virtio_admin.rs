@@ -11,12 +11,21 @@
 //! method here takes `&mut self` on a [`Vf`], so holding the lock that
 //! protects the `Vf` is what serialises them.
 //!
-//! Device parts objects are RAII: [`PartsObject`] destroys its object when
-//! dropped, so an id is released exactly once on every path. A status that
+//! Device parts objects are destroyed with [`Vf::destroy_parts`], which takes
+//! the object by value: it needs `&mut Vf`, so the destroy command is
+//! serialised with the VF's other commands like every command, and an id
+//! cannot be used after it. A [`PartsObject`] dropped any other way sends
+//! nothing (it could not know that the VF's commands are serialised where
+//! it is dropped): the object is leaked on the device, a warning is logged
+//! and [`objects_leaked`] counts it. A status that
 //! the PF layer turns into something that is not an errno (any virtio
 //! status above 4095 becomes `-status`) is reported as `EIO`.
 
-use kernel::{ffi::c_int, prelude::*};
+use kernel::{
+    ffi::c_int,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
 
 use crate::bindings;
 use crate::page_buffer::PageBuffer;
@@ -25,6 +34,15 @@ use crate::vfio::pci::ProbeDevice;
 /// Size of the object header in front of `DEV_PARTS_SET` data
 /// (`struct virtio_admin_cmd_resource_obj_cmd_hdr`).
 pub const OBJ_HDR_LEN: usize = 8;
+
+/// Device parts objects dropped without [`Vf::destroy_parts`], module-wide.
+static OBJECTS_LEAKED: Atomic<u64> = Atomic::new(0);
+
+/// Device parts objects leaked so far by this module (dropped without
+/// [`Vf::destroy_parts`]); always 0 unless the driver has a bug.
+pub fn objects_leaked() -> u64 {
+    OBJECTS_LEAKED.load(Relaxed)
+}
 
 /// Map the return value of a `virtio_pci_admin_*` function.
 fn admin_result(ret: c_int) -> Result {
@@ -111,19 +129,62 @@ impl Vf {
                 &mut id,
             )
         })?;
-        // SAFETY: `pdev` is valid; the new reference belongs to the object.
-        unsafe { bindings::pci_dev_get(self.raw()) };
-        // INVARIANT: the object was created and we took a reference.
+        // INVARIANT: the object was just created on this VF.
         Ok(PartsObject {
-            pdev: self.pdev,
+            owner: self.pdev,
             id,
             op,
+            live: true,
         })
+    }
+
+    /// `RESOURCE_OBJ_DESTROY` of `obj`, an object of this VF. The PF layer
+    /// releases the id only when the command succeeds, so a failure is
+    /// retried once, then logged; the id is never used again either way.
+    pub fn destroy_parts(&mut self, mut obj: PartsObject) {
+        if obj.owner != self.pdev {
+            // Another VF's object: never send its id here (it stays leaked).
+            pr_warn!("device parts object {} destroyed on another VF\n", obj.id);
+            return;
+        }
+        for attempt in 0..2 {
+            // SAFETY: `pdev` is valid (type invariant) and `&mut self`
+            // serialises the command with the VF's others; the object
+            // exists on this VF (invariant of `obj`).
+            let ret = unsafe {
+                bindings::virtio_pci_admin_obj_destroy(
+                    self.raw(),
+                    bindings::VIRTIO_RESOURCE_OBJ_DEV_PARTS as u16,
+                    obj.id,
+                )
+            };
+            if ret == 0 {
+                break;
+            }
+            if attempt == 1 {
+                pr_warn!(
+                    "destroying device parts object {} failed: {}\n",
+                    obj.id,
+                    ret
+                );
+            }
+        }
+        obj.live = false;
+    }
+
+    /// Whether `obj` belongs to this VF.
+    fn owns(&self, obj: &PartsObject) -> Result {
+        if obj.owner == self.pdev {
+            Ok(())
+        } else {
+            Err(EINVAL)
+        }
     }
 
     /// `DEV_PARTS_METADATA_GET(SIZE)`: bytes of device parts the object
     /// would return now.
     pub fn parts_size(&mut self, obj: &PartsObject) -> Result<u32> {
+        self.owns(obj)?;
         let mut size = 0u32;
         // SAFETY: `pdev` is valid; `size` is a valid out pointer.
         admin_result(unsafe {
@@ -141,6 +202,7 @@ impl Vf {
     /// `DEV_PARTS_GET(ALL)` into bytes `0..len` of `buf`; returns the bytes
     /// the device wrote, which is at most `len` (`EIO` otherwise).
     pub fn parts_get(&mut self, obj: &PartsObject, buf: &PageBuffer, len: u32) -> Result<u32> {
+        self.owns(obj)?;
         let pdev = self.raw();
         let mut got = 0u32;
         buf.with_sg(len as usize, |sg| {
@@ -163,9 +225,10 @@ impl Vf {
         Ok(got)
     }
 
-    /// `DEV_PARTS_SET` with bytes `0..len` of `buf`: the object header
-    /// [`PartsObject::header`] followed by device parts.
-    pub fn parts_set(&mut self, buf: &PageBuffer, len: usize) -> Result {
+    /// `DEV_PARTS_SET` into `obj` with bytes `0..len` of `buf`: the
+    /// object's header ([`PartsObject::header`]) followed by device parts.
+    pub fn parts_set(&mut self, obj: &PartsObject, buf: &PageBuffer, len: usize) -> Result {
+        self.owns(obj)?;
         let pdev = self.raw();
         buf.with_sg(len, |sg| {
             // SAFETY: `pdev` is valid; `sg` is an end-marked list over `len`
@@ -182,21 +245,23 @@ impl Drop for Vf {
     }
 }
 
-/// A device parts object of a VF, destroyed when dropped.
+/// A device parts object of a VF. Destroy it with [`Vf::destroy_parts`];
+/// dropping it otherwise leaks it (see the module docs).
 ///
 /// # Invariants
 ///
-/// The object `id` exists on the device of `pdev`, on which we hold a
-/// reference.
+/// While `live`, the object `id` exists on the VF whose `struct pci_dev` is
+/// `owner`. `owner` is only compared, never dereferenced.
 pub struct PartsObject {
-    pdev: core::ptr::NonNull<bindings::pci_dev>,
+    owner: core::ptr::NonNull<bindings::pci_dev>,
     id: u32,
     op: PartsOp,
+    live: bool,
 }
 
-// SAFETY: as for `Vf`.
+// SAFETY: `owner` is never dereferenced; the rest is plain data.
 unsafe impl Send for PartsObject {}
-// SAFETY: shared access only reads `id`.
+// SAFETY: as above.
 unsafe impl Sync for PartsObject {}
 
 impl PartsObject {
@@ -223,33 +288,13 @@ impl PartsObject {
 }
 
 impl Drop for PartsObject {
-    /// `RESOURCE_OBJ_DESTROY`. Must be dropped where the VF's commands are
-    /// serialised (with the lock protecting its [`Vf`] held). The PF layer
-    /// releases the id only when the command succeeds, so a failure is
-    /// retried once, then logged; the id is never used again either way.
     fn drop(&mut self) {
-        for attempt in 0..2 {
-            // SAFETY: `pdev` is valid and the object exists (type
-            // invariants).
-            let ret = unsafe {
-                bindings::virtio_pci_admin_obj_destroy(
-                    self.pdev.as_ptr(),
-                    bindings::VIRTIO_RESOURCE_OBJ_DEV_PARTS as u16,
-                    self.id,
-                )
-            };
-            if ret == 0 {
-                break;
-            }
-            if attempt == 1 {
-                pr_warn!(
-                    "destroying device parts object {} failed: {}\n",
-                    self.id,
-                    ret
-                );
-            }
+        if self.live {
+            OBJECTS_LEAKED.add(1u64, Relaxed);
+            pr_warn!(
+                "device parts object {} dropped without being destroyed: leaked\n",
+                self.id
+            );
         }
-        // SAFETY: the reference taken in `create_parts`.
-        unsafe { bindings::pci_dev_put(self.pdev.as_ptr()) };
     }
 }

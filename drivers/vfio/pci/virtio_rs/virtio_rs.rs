@@ -45,6 +45,10 @@ module! {
             default: 1000,
             description: "Minimum time between two pre-copy device queries, in ms (0: none)",
         },
+        device_read_burst: u32 {
+            default: 8,
+            description: "Full device-context reads a VF may do back to back, then one per precopy_interval_ms (0: no limit)",
+        },
         max_record_mib: u32 {
             default: 1024,
             description: "Largest device-data record accepted when resuming, in MiB",
@@ -58,6 +62,11 @@ pub(crate) fn precopy_params() -> (u32, u64) {
         module_parameters::precopy_max_reads.value(),
         u64::from(module_parameters::precopy_interval_ms.value()),
     )
+}
+
+/// Size of the device-wide read budget (see `mig`'s module docs).
+pub(crate) fn device_read_burst() -> u32 {
+    module_parameters::device_read_burst.value()
 }
 
 /// Largest device-data record accepted when resuming, in bytes (the parser
