@@ -7,14 +7,21 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/userfaultfd.h>
 #include <linux/vfio.h>
 
 #include "kselftest_harness.h"
@@ -148,15 +155,19 @@ FIXTURE_SETUP(vfpair)
 	if (!module_loaded(SIM_MODULE))
 		ASSERT_EQ(0, sim_load(NULL));
 	ASSERT_EQ(0, sim_ctl("clear"));
-	if (!module_loaded(VIRTIO_RS_DRIVER))
-		ASSERT_EQ(0, modprobe(VIRTIO_RS_DRIVER));
-	if (!module_loaded(VIRTIO_C_DRIVER))
-		ASSERT_EQ(0, modprobe(VIRTIO_C_DRIVER));
 	ASSERT_EQ(0, find_sriov_pf(self->pf, sizeof(self->pf)));
 	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, pf_vf_bdf(self->pf, i, self->vf[i], sizeof(self->vf[i])));
 		self->open[i] = false;
+		unbind_and_clear(self->vf[i]);
 	}
+	/*
+	 * No device-wide read budget: the models below count every command
+	 * (mig_device_load_bound tests the budget with its defaults).
+	 */
+	ASSERT_EQ(0, rs_reload("device_read_burst=0"));
+	if (!module_loaded(VIRTIO_C_DRIVER))
+		ASSERT_EQ(0, modprobe(VIRTIO_C_DRIVER));
 }
 
 FIXTURE_TEARDOWN(vfpair)
@@ -442,6 +453,14 @@ TEST_F_TIMEOUT(vfpair, mig_close_and_unbind_with_open_fd, 120)
 	EXPECT_EQ(0, sim_stat("objects"));
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static void put_header(uint8_t *h, uint64_t size, uint32_t flags, uint32_t tag)
 {
 	memcpy(h, &size, 8);
@@ -559,6 +578,33 @@ struct fault_case {
 	int n;
 };
 
+/*
+ * The state a request from -> to stops in when its command number `fail`
+ * (0-based) fails: the end of the last arc completed before the arc that
+ * sends that command.
+ */
+static int state_after_failure(int from, int to, int fail)
+{
+	int cur = from, live = state_has_session(from), n = 0;
+	unsigned int cmds[8];
+
+	while (cur != to) {
+		int next = next_hop[cur][to];
+		int k = arc_cmds(cur, next, &live, cmds);
+
+		if (fail < n + k)
+			return cur;
+		n += k;
+		cur = next;
+	}
+	return cur;
+}
+
+static bool device_runs(int s)
+{
+	return s == S_RUN || s == S_PC;
+}
+
 TEST_F_TIMEOUT(vfpair, mig_fault_injection, 300)
 {
 	static const struct fault_case cases[] = {
@@ -581,8 +627,10 @@ TEST_F_TIMEOUT(vfpair, mig_fault_injection, 300)
 		const struct fault_case *fc = &cases[c];
 
 		for (i = 0; i < fc->n; i++) {
-			int dev = self->d[0].device_fd, fd0 = -1, fd1 = -1, ret, nth = 0, j;
+			int dev = self->d[0].device_fd, fd0 = -1, fd1 = -1, ret, nth = 0, j, reached;
+			int stopped;
 			unsigned int op = fc->cmds[i];
+			const char *f = state_name[fc->from], *t = state_name[fc->to];
 
 			for (j = 0; j <= i; j++)
 				nth += fc->cmds[j] == op;
@@ -590,17 +638,32 @@ TEST_F_TIMEOUT(vfpair, mig_fault_injection, 300)
 			ASSERT_EQ(0, mig_set_state(dev, fc->from, &fd0));
 			ASSERT_EQ(0, sim_ctl("fail %#x %d 22", op, nth));
 			ret = mig_set_state(dev, fc->to, &fd1);
+			/* Ending a session cannot fail: the driver retries the
+			 * destroy, so the request goes through. */
+			reached = op == OP_DESTROY ? fc->to : state_after_failure(fc->from, fc->to, i);
 			if (op == OP_DESTROY) {
-				/* Ending a session cannot fail; the driver retries
-				 * the destroy, so no object is left. */
-				EXPECT_EQ(0, ret) TH_LOG("%s -> %s, destroy fails",
-							 state_name[fc->from], state_name[fc->to]);
+				EXPECT_EQ(0, ret) TH_LOG("%s -> %s, destroy fails", f, t);
 			} else {
-				EXPECT_EQ(-EINVAL, ret) TH_LOG("%s -> %s, command %d (%#x) fails",
-							       state_name[fc->from], state_name[fc->to], i, op);
+				EXPECT_EQ(-EINVAL, ret) TH_LOG("%s -> %s, command %d (%#x) fails", f, t, i, op);
 				EXPECT_EQ(-1, fd1);
 			}
 			EXPECT_EQ(0, sim_stat("faults_pending"));
+			/* The state is the last arc completed, and the device's
+			 * mode agrees with it. */
+			EXPECT_EQ(reached, mig_get_state(dev)) TH_LOG("%s -> %s, command %d", f, t, i);
+			ASSERT_EQ(0, sim_vf_state(1, NULL, NULL, &stopped, NULL));
+			EXPECT_EQ(!device_runs(reached), stopped)
+				TH_LOG("%s -> %s, command %d: mode vs %s", f, t, i, state_name[reached]);
+			EXPECT_EQ(state_has_session(reached) ? 1 : 0, sim_stat("objects"))
+				TH_LOG("%s -> %s, command %d: objects in %s", f, t, i, state_name[reached]);
+			/* The same request again succeeds. */
+			if (ret) {
+				ret = mig_set_state(dev, fc->to, &fd1);
+				EXPECT_EQ(0, ret) TH_LOG("%s -> %s: retry after command %d failed", f, t, i);
+				EXPECT_EQ(fc->to, mig_get_state(dev));
+				ASSERT_EQ(0, sim_vf_state(1, NULL, NULL, &stopped, NULL));
+				EXPECT_EQ(!device_runs(fc->to), stopped);
+			}
 			if (fd1 >= 0)
 				close(fd1);
 			/* The device can be reset; then nothing is left. */
@@ -608,8 +671,7 @@ TEST_F_TIMEOUT(vfpair, mig_fault_injection, 300)
 			EXPECT_EQ(S_RUN, mig_get_state(dev));
 			if (fd0 >= 0)
 				close(fd0);
-			EXPECT_EQ(0, sim_stat("objects")) TH_LOG("%s -> %s, command %d",
-								 state_name[fc->from], state_name[fc->to], i);
+			EXPECT_EQ(0, sim_stat("objects")) TH_LOG("%s -> %s, command %d", f, t, i);
 			total++;
 		}
 	}
@@ -633,10 +695,12 @@ TEST_F_TIMEOUT(vfpair, mig_fault_injection, 300)
 	ASSERT_EQ(0, sim_ctl("size 2 4096"));
 	total++;
 
-	/* MIG_DATA_SIZE without a session: create, size, destroy. */
+	/* MIG_DATA_SIZE without a session: create, size, destroy. (A reset
+	 * forgets the size the migration above saw.) */
 	for (i = 0; i < 2; i++) {
 		uint64_t size;
 
+		ASSERT_EQ(0, ioctl(self->d[0].device_fd, VFIO_DEVICE_RESET));
 		ASSERT_EQ(0, sim_ctl("fail %#x 1 22", i ? OP_META : OP_CREATE));
 		EXPECT_EQ(-EINVAL, mig_data_size(self->d[0].device_fd, &size));
 		EXPECT_EQ(0, sim_stat("objects"));
@@ -704,117 +768,918 @@ TEST_F(vfpair, mig_cross_rust_to_c)
 	cross(_metadata, self, VIRTIO_RS_DRIVER, VIRTIO_C_DRIVER);
 }
 
+/*
+ * Concurrency, in rounds: in each round five threads run a few operations
+ * at once (state requests with reads of the returned fds on VF1, a reader
+ * sharing VF1's latest saving fd, resets and queries of both VFs, resume
+ * sessions on VF2), each operation's result must be one its class allows;
+ * between rounds, with everything quiet, the driver's state and the
+ * device's mode and objects must agree, without any repair in between.
+ */
+#define CONC_THREADS 5
+#define CONC_OPS 4
+
 struct conc {
 	FIXTURE_DATA(vfpair) *self;
+	pthread_barrier_t start, done;
+	pthread_mutex_t lock;
 	volatile int stop;
-	int shared_fd;
-	long ops[6];
+	int shared_fd;		/* dup of VF1's latest saving fd, or -1 */
+	unsigned int seed[CONC_THREADS];
+	long ops[CONC_THREADS];
+	char bad[CONC_THREADS][160];	/* first unexpected result */
 };
 
-static void *t_state(void *arg)
+#define CONC_BAD(c, i, ...)						\
+	do {								\
+		if (!(c)->bad[i][0])					\
+			snprintf((c)->bad[i], sizeof((c)->bad[i]), __VA_ARGS__); \
+	} while (0)
+
+static void conc_share(struct conc *c, int fd)
 {
-	static const int seq[] = { S_SC, S_RUN, S_PC, S_PCP2P, S_SC, S_STOP, S_RES, S_RUN };
-	struct conc *c = arg;
-	int i = 0, fd;
-
-	while (!c->stop) {
-		if (mig_set_state(c->self->d[0].device_fd, seq[i++ % 8], &fd) == 0 && fd >= 0) {
-			uint8_t b[512];
-
-			(void)read(fd, b, sizeof(b));
-			close(fd);
-		}
-		c->ops[0]++;
-	}
-	return NULL;
+	pthread_mutex_lock(&c->lock);
+	if (c->shared_fd >= 0)
+		close(c->shared_fd);
+	c->shared_fd = fd >= 0 ? dup(fd) : -1;
+	pthread_mutex_unlock(&c->lock);
 }
 
-static void *t_reset(void *arg)
+/* A read from a saving fd: data, EOF, ENOMSG (pre-copy) or ENODEV (ended). */
+static bool read_ok(ssize_t r, int err)
 {
-	struct conc *c = arg;
-
-	while (!c->stop) {
-		(void)ioctl(c->self->d[0].device_fd, VFIO_DEVICE_RESET);
-		c->ops[1]++;
-		usleep(20000);
-	}
-	return NULL;
+	return r >= 0 || err == ENOMSG || err == ENODEV;
 }
 
-static void *t_query(void *arg)
+static void conc_state_op(struct conc *c, int *fd)
 {
-	struct conc *c = arg;
-	uint64_t v;
+	static const int targets[] = { S_SC, S_RUN, S_PC, S_PCP2P, S_STOP, S_RP2P };
+	int to = targets[rand_r(&c->seed[0]) % 6], nfd = -1, ret;
+	uint8_t b[512];
+	ssize_t r;
 
-	while (!c->stop) {
-		(void)mig_get_state(c->self->d[0].device_fd);
-		(void)mig_data_size(c->self->d[0].device_fd, &v);
-		c->ops[2]++;
+	/* No reset or other request can interleave inside a request: every
+	 * request succeeds, except the pre-copy states from STOP_COPY, which
+	 * the uAPI does not reach (EINVAL). */
+	ret = mig_set_state(c->self->d[0].device_fd, to, &nfd);
+	if (ret && !(ret == -EINVAL && (to == S_PC || to == S_PCP2P)))
+		CONC_BAD(c, 0, "request %s: %d", state_name[to], ret);
+	if (nfd >= 0) {
+		if (*fd >= 0)
+			close(*fd);
+		*fd = nfd;
+		conc_share(c, nfd);
 	}
-	return NULL;
+	if (*fd >= 0) {
+		r = read(*fd, b, sizeof(b));
+		if (!read_ok(r, errno))
+			CONC_BAD(c, 0, "read: %zd errno %d", r, errno);
+	}
 }
 
-static void *t_reader(void *arg)
+static void conc_reader_op(struct conc *c)
 {
-	struct conc *c = arg;
 	uint64_t a, b;
 	uint8_t buf[97];
+	ssize_t r;
+	int fd, ret;
 
-	while (!c->stop) {
-		(void)read(c->shared_fd, buf, sizeof(buf));
-		(void)mig_precopy_info(c->shared_fd, &a, &b);
-		c->ops[3]++;
-	}
-	return NULL;
+	pthread_mutex_lock(&c->lock);
+	fd = c->shared_fd >= 0 ? dup(c->shared_fd) : -1;
+	pthread_mutex_unlock(&c->lock);
+	if (fd < 0)
+		return;
+	r = read(fd, buf, sizeof(buf));
+	if (!read_ok(r, errno))
+		CONC_BAD(c, 1, "read: %zd errno %d", r, errno);
+	/* Outside PRE_COPY: EINVAL; a session that ended: ENODEV. */
+	ret = mig_precopy_info(fd, &a, &b);
+	if (ret && ret != -EINVAL && ret != -ENODEV)
+		CONC_BAD(c, 1, "precopy info: %d", ret);
+	close(fd);
 }
 
-static void *t_writer(void *arg)
+static void conc_reset_op(struct conc *c)
 {
-	struct conc *c = arg;
+	int i = rand_r(&c->seed[2]) % 2;
+
+	if (ioctl(c->self->d[i].device_fd, VFIO_DEVICE_RESET))
+		CONC_BAD(c, 2, "reset VF%d: errno %d", i + 1, errno);
+	usleep(1000 * (rand_r(&c->seed[2]) % 10));
+}
+
+static void conc_query_op(struct conc *c)
+{
+	int i = rand_r(&c->seed[3]) % 2, s;
+	uint64_t v;
+
+	s = mig_get_state(c->self->d[i].device_fd);
+	if (s < S_STOP || s > S_PCP2P)
+		CONC_BAD(c, 3, "GET_STATE VF%d: %d", i + 1, s);
+	if (mig_data_size(c->self->d[i].device_fd, &v))
+		CONC_BAD(c, 3, "MIG_DATA_SIZE VF%d failed", i + 1);
+}
+
+static void conc_resume_op(struct conc *c)
+{
+	int dev = c->self->d[1].device_fd, fd = -1, ret, i;
 	uint8_t buf[64];
+	ssize_t w;
 
 	memset(buf, 0, sizeof(buf));
 	put_header(buf, 4000, 0, 0);
-	while (!c->stop) {
-		int fd;
-
-		if (mig_set_state(c->self->d[1].device_fd, S_RES, &fd) == 0 && fd >= 0) {
-			for (int i = 0; i < 20; i++)
-				(void)write(fd, buf, sizeof(buf));
-			close(fd);
-		}
-		(void)mig_set_state(c->self->d[1].device_fd, S_RUN, NULL);
-		(void)ioctl(c->self->d[1].device_fd, VFIO_DEVICE_RESET);
-		c->ops[4]++;
+	ret = mig_set_state(dev, S_RES, &fd);
+	if (ret)
+		CONC_BAD(c, 4, "request RESUMING: %d", ret);
+	for (i = 0; fd >= 0 && i < 4; i++) {
+		/* Accepted, or the session ended under a reset. */
+		w = write(fd, buf, sizeof(buf));
+		if (w != (ssize_t)sizeof(buf) && !(w < 0 && errno == ENODEV))
+			CONC_BAD(c, 4, "write: %zd errno %d", w, errno);
 	}
+	/* The record is incomplete: leaving RESUMING fails (EINVAL), unless a
+	 * reset ended the session first (then the state is RUNNING). */
+	ret = mig_set_state(dev, S_RUN, NULL);
+	if (ret && ret != -EINVAL)
+		CONC_BAD(c, 4, "request RUNNING: %d", ret);
+	if (ret && ioctl(dev, VFIO_DEVICE_RESET))
+		CONC_BAD(c, 4, "reset: errno %d", errno);
+	if (fd >= 0)
+		close(fd);
+}
+
+struct conc_arg {
+	struct conc *c;
+	int id;
+};
+
+static void *conc_thread(void *p)
+{
+	struct conc_arg *a = p;
+	struct conc *c = a->c;
+	int fd = -1, i;
+
+	for (;;) {
+		pthread_barrier_wait(&c->start);
+		if (c->stop)
+			break;
+		for (i = 0; i < CONC_OPS; i++) {
+			switch (a->id) {
+			case 0: conc_state_op(c, &fd); break;
+			case 1: conc_reader_op(c); break;
+			case 2: conc_reset_op(c); break;
+			case 3: conc_query_op(c); break;
+			case 4: conc_resume_op(c); break;
+			}
+			c->ops[a->id]++;
+		}
+		pthread_barrier_wait(&c->done);
+	}
+	if (fd >= 0)
+		close(fd);
 	return NULL;
 }
 
-TEST_F_TIMEOUT(vfpair, mig_concurrency, 120)
+TEST_F_TIMEOUT(vfpair, mig_concurrency, 180)
 {
-	void *(*fns[])(void *) = { t_state, t_reset, t_query, t_reader, t_reader, t_writer };
-	pthread_t th[6];
-	struct conc c = { .self = self };
-	int i, pfd;
+	struct conc c = { .self = self, .shared_fd = -1 };
+	struct conc_arg args[CONC_THREADS];
+	pthread_t th[CONC_THREADS];
+	double t0 = 0;
+	int i, rounds = 0, bad = 0;
+	struct timespec ts;
 
 	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
 	ASSERT_EQ(0, pair_bind(self, 1, VIRTIO_RS_DRIVER));
-	/* A pre-copy session whose fd two readers share. */
-	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, S_PC, &pfd));
-	c.shared_fd = pfd;
-	for (i = 0; i < 6; i++)
-		ASSERT_EQ(0, pthread_create(&th[i], NULL, fns[i], &c));
-	sleep(4);
+	pthread_barrier_init(&c.start, NULL, CONC_THREADS + 1);
+	pthread_barrier_init(&c.done, NULL, CONC_THREADS + 1);
+	pthread_mutex_init(&c.lock, NULL);
+	for (i = 0; i < CONC_THREADS; i++) {
+		c.seed[i] = 1234 + i;
+		args[i] = (struct conc_arg){ &c, i };
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, conc_thread, &args[i]));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = ts.tv_sec + ts.tv_nsec / 1e9;
+	for (;;) {
+		double t;
+		int d;
+
+		pthread_barrier_wait(&c.start);
+		pthread_barrier_wait(&c.done);
+		rounds++;
+		/* Quiescent: state, device mode and objects must agree. */
+		for (d = 0; d < 2; d++) {
+			int s = mig_get_state(self->d[d].device_fd), stopped = -1;
+
+			ASSERT_EQ(0, sim_vf_state(d + 1, NULL, NULL, &stopped, NULL));
+			if (s < S_STOP || s > S_PCP2P || stopped != !device_runs(s)) {
+				TH_LOG("round %d: VF%d state %d, device %s", rounds, d + 1, s,
+				       stopped ? "stopped" : "running");
+				bad++;
+			}
+		}
+		{
+			int s0 = mig_get_state(self->d[0].device_fd);
+			int s1 = mig_get_state(self->d[1].device_fd);
+			long want = state_has_session(s0) + state_has_session(s1);
+
+			if (sim_stat("objects") != want) {
+				TH_LOG("round %d: %ld objects, states %d/%d", rounds,
+				       sim_stat("objects"), s0, s1);
+				bad++;
+			}
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t = ts.tv_sec + ts.tv_nsec / 1e9;
+		if (bad || t - t0 > 8)
+			break;
+	}
 	c.stop = 1;
-	for (i = 0; i < 6; i++)
+	pthread_barrier_wait(&c.start);
+	for (i = 0; i < CONC_THREADS; i++)
 		pthread_join(th[i], NULL);
-	TH_LOG("state changes %ld, resets %ld, queries %ld, reads %ld, resume sessions %ld",
-	       c.ops[0], c.ops[1], c.ops[2], c.ops[3], c.ops[4]);
-	close(pfd);
+	for (i = 0; i < CONC_THREADS; i++)
+		EXPECT_EQ(0, c.bad[i][0]) TH_LOG("thread %d: %s", i, c.bad[i]);
+	EXPECT_EQ(0, bad) TH_LOG("state and device disagreed");
+	TH_LOG("%d rounds: state requests %ld, reader %ld, resets %ld, queries %ld, "
+	       "resume sessions %ld", rounds, c.ops[0], c.ops[1], c.ops[2], c.ops[3], c.ops[4]);
+	if (c.shared_fd >= 0)
+		close(c.shared_fd);
 	for (i = 0; i < 2; i++)
 		ASSERT_EQ(0, back_to_running(self->d[i].device_fd));
 	EXPECT_EQ(0, sim_stat("objects"));
 	migrate_and_check(_metadata, self, 4096, 4096);
+}
+
+/* ---- A reset while a command holds the state mutex ---- */
+
+struct reset_after {
+	int dev_fd, ms, ret;
+};
+
+static void *reset_thread(void *p)
+{
+	struct reset_after *r = p;
+
+	/* Wait until the delayed command is in flight, then reset. */
+	for (int i = 0; i < 500 && sim_stat("delaying") < 1; i++)
+		usleep(2000);
+	usleep(r->ms * 1000);
+	r->ret = ioctl(r->dev_fd, VFIO_DEVICE_RESET) ? -errno : 0;
+	return NULL;
+}
+
+/*
+ * Request `to` on dev while the first `op` command is delayed by delay_ms
+ * in the simulator, with a VFIO_DEVICE_RESET arriving reset_ms after the
+ * command started. Returns the request's result; *fd the returned fd.
+ */
+static int request_with_reset(int dev, int to, unsigned int op, int delay_ms, int reset_ms,
+			      int *fd, int *reset_ret)
+{
+	struct reset_after r = { dev, reset_ms, -1 };
+	pthread_t th;
+	int ret;
+
+	*fd = -1;
+	if (sim_ctl("delay %#x 1 %d", op, delay_ms))
+		return -EIO;
+	if (pthread_create(&th, NULL, reset_thread, &r))
+		return -EAGAIN;
+	ret = mig_set_state(dev, to, fd);
+	pthread_join(th, NULL);
+	*reset_ret = r.ret;
+	return ret;
+}
+
+/* A dead session's fd: ENODEV for its direction. */
+static bool fd_dead(int fd, bool resuming)
+{
+	uint8_t b = 0;
+	ssize_t r = resuming ? write(fd, &b, 1) : read(fd, &b, 1);
+
+	return r == -1 && errno == ENODEV;
+}
+
+TEST_F_TIMEOUT(vfpair, mig_deferred_reset, 180)
+{
+	static const struct {
+		int from, to;
+		unsigned int op;
+	} arcs[] = {
+		{ S_RUN, S_RP2P, OP_MODE },	{ S_RP2P, S_RUN, OP_MODE },
+		{ S_PC, S_PCP2P, OP_MODE },	{ S_PCP2P, S_PC, OP_MODE },
+		{ S_STOP, S_SC, OP_CREATE },	{ S_RUN, S_PC, OP_CREATE },
+		{ S_RP2P, S_PCP2P, OP_CREATE }, { S_PCP2P, S_SC, OP_META },
+		{ S_STOP, S_RES, OP_CREATE },	{ S_SC, S_STOP, OP_DESTROY },
+		{ S_RES, S_STOP, OP_DESTROY },	{ S_PC, S_RUN, OP_DESTROY },
+		{ S_PCP2P, S_RP2P, OP_DESTROY },
+	};
+	int i;
+
+	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
+	ASSERT_EQ(0, pair_bind(self, 1, VIRTIO_RS_DRIVER));
+	for (i = 0; i < (int)(sizeof(arcs) / sizeof(arcs[0])); i++) {
+		int dev = self->d[0].device_fd, fd0 = -1, fd1 = -1, rr, ret, stopped;
+		const char *f = state_name[arcs[i].from], *t = state_name[arcs[i].to];
+		long deferred = drv_stat(self->vf[0], "resets_deferred");
+
+		ASSERT_EQ(0, back_to_running(dev));
+		ASSERT_EQ(0, mig_set_state(dev, arcs[i].from, &fd0)) TH_LOG("reach %s", f);
+		ret = request_with_reset(dev, arcs[i].to, arcs[i].op, 600, 150, &fd1, &rr);
+		EXPECT_EQ(0, rr) TH_LOG("%s -> %s: reset", f, t);
+		/* The request completes; the reset is applied when it unlocks. */
+		EXPECT_EQ(0, ret) TH_LOG("%s -> %s", f, t);
+		EXPECT_EQ(deferred + 1, drv_stat(self->vf[0], "resets_deferred"))
+			TH_LOG("%s -> %s: the reset was deferred to the mutex holder", f, t);
+		EXPECT_EQ(S_RUN, mig_get_state(dev)) TH_LOG("%s -> %s", f, t);
+		ASSERT_EQ(0, sim_vf_state(1, NULL, NULL, &stopped, NULL));
+		EXPECT_FALSE(stopped) TH_LOG("%s -> %s: the device runs", f, t);
+		EXPECT_EQ(0, sim_stat("objects")) TH_LOG("%s -> %s", f, t);
+		if (fd0 >= 0)
+			EXPECT_TRUE(fd_dead(fd0, arcs[i].from == S_RES)) TH_LOG("%s -> %s: old fd", f, t);
+		if (fd1 >= 0)
+			EXPECT_TRUE(fd_dead(fd1, arcs[i].to == S_RES)) TH_LOG("%s -> %s: new fd", f, t);
+		if (fd0 >= 0)
+			close(fd0);
+		if (fd1 >= 0)
+			close(fd1);
+	}
+	EXPECT_EQ(0, drv_stat(self->vf[0], "objects_leaked"));
+	migrate_and_check(_metadata, self, 4096, 4096);
+}
+
+/*
+ * The reset lands while DEV_MODE_SET(stopped) is in flight and the stop
+ * reaches the device after it: the driver says RUNNING, so the device must
+ * run, without any other request in between.
+ */
+static void stop_in_flight(struct __test_metadata *_metadata, FIXTURE_DATA(vfpair) *self,
+			   const char *driver, bool check)
+{
+	int dev, fd, rr, ret, state, stopped;
+
+	ASSERT_EQ(0, pair_bind(self, 0, driver));
+	dev = self->d[0].device_fd;
+	ret = request_with_reset(dev, S_STOP, OP_MODE, 300, 50, &fd, &rr);
+	ASSERT_EQ(0, rr);
+	ASSERT_EQ(0, ret);
+	state = mig_get_state(dev);
+	ASSERT_EQ(0, sim_vf_state(1, NULL, NULL, &stopped, NULL));
+	TH_LOG("%s: GET_STATE %s, the device is %s", driver, state >= 0 ? state_name[state] : "?",
+	       stopped ? "stopped" : "running");
+	if (check) {
+		EXPECT_EQ(S_RUN, state);
+		EXPECT_FALSE(stopped) TH_LOG("the driver says RUNNING: the device must run");
+		EXPECT_EQ(1, drv_stat(self->vf[0], "runs_after_reset"));
+	}
+	/* Either way, a reset from here leaves a running device. */
+	ASSERT_EQ(0, ioctl(dev, VFIO_DEVICE_RESET));
+	ASSERT_EQ(0, sim_vf_state(1, NULL, NULL, &stopped, NULL));
+	EXPECT_FALSE(stopped);
+}
+
+TEST_F(vfpair, mig_reset_with_stop_in_flight)
+{
+	stop_in_flight(_metadata, self, VIRTIO_RS_DRIVER, true);
+}
+
+/* The same against upstream, for the record (it leaves the device stopped). */
+TEST_F(vfpair, mig_reset_with_stop_in_flight_upstream_c)
+{
+	stop_in_flight(_metadata, self, VIRTIO_C_DRIVER, false);
+}
+
+/* ---- Slow readers and writers (a buffer that stays faulted) ---- */
+
+struct uffd_area {
+	int uffd;
+	uint8_t *mem;
+	size_t len;
+};
+
+static int uffd_area_new(struct uffd_area *a, size_t pages)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { 0 };
+
+	a->len = pages * getpagesize();
+	a->uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (a->uffd < 0)
+		return -errno;
+	if (ioctl(a->uffd, UFFDIO_API, &api))
+		return -errno;
+	a->mem = mmap(NULL, a->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a->mem == MAP_FAILED)
+		return -errno;
+	reg.range.start = (unsigned long)a->mem;
+	reg.range.len = a->len;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	return ioctl(a->uffd, UFFDIO_REGISTER, &reg) ? -errno : 0;
+}
+
+/* Wait up to ms for a page fault in the area: 0 once one is pending. */
+static int uffd_wait_fault(struct uffd_area *a, int ms)
+{
+	struct pollfd p = { .fd = a->uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	if (poll(&p, 1, ms) != 1)
+		return -ETIMEDOUT;
+	if (read(a->uffd, &msg, sizeof(msg)) != sizeof(msg))
+		return -errno;
+	return msg.event == UFFD_EVENT_PAGEFAULT ? 0 : -EIO;
+}
+
+/* Resolve every fault: fill the whole area from src. */
+static int uffd_fill(struct uffd_area *a, const void *src)
+{
+	struct uffdio_copy cp = {
+		.dst = (unsigned long)a->mem, .src = (unsigned long)src, .len = a->len,
+	};
+
+	return ioctl(a->uffd, UFFDIO_COPY, &cp) ? -errno : 0;
+}
+
+static void uffd_area_free(struct uffd_area *a)
+{
+	munmap(a->mem, a->len);
+	close(a->uffd);
+}
+
+struct io_arg {
+	int fd;
+	void *buf;
+	size_t len;
+	bool write;
+	ssize_t ret;
+	int err;
+};
+
+static void *io_thread(void *p)
+{
+	struct io_arg *a = p;
+
+	a->ret = a->write ? write(a->fd, a->buf, a->len) : read(a->fd, a->buf, a->len);
+	a->err = errno;
+	return NULL;
+}
+
+#define TIMED_LT1(stmt, what)						\
+	do {								\
+		double __t = now_s();					\
+		stmt;							\
+		EXPECT_LT(now_s() - __t, 1.0) TH_LOG("%s took %.2f s", what, now_s() - __t); \
+	} while (0)
+
+TEST_F_TIMEOUT(vfpair, mig_slow_reader_blocks_nothing, 120)
+{
+	struct uffd_area a;
+	struct io_arg io;
+	uint64_t size, src, dst;
+	uint8_t *buf, *zero;
+	size_t len;
+	pthread_t th;
+	int dev, fd, ret;
+
+	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
+	ASSERT_EQ(0, pair_bind(self, 1, VIRTIO_RS_DRIVER));
+	dev = self->d[0].device_fd;
+	ret = uffd_area_new(&a, 2);
+	if (ret)
+		SKIP(return, "userfaultfd: %s", strerror(-ret));
+	ASSERT_EQ(0, mig_set_state(dev, S_PC, &fd));
+	io = (struct io_arg){ .fd = fd, .buf = a.mem, .len = a.len };
+	ASSERT_EQ(0, pthread_create(&th, NULL, io_thread, &io));
+	ASSERT_EQ(0, uffd_wait_fault(&a, 10000)) TH_LOG("the reader faults");
+	/* The reader sleeps inside its copy to userspace. */
+	TIMED_LT1(EXPECT_EQ(0, mig_set_state(dev, S_SC, NULL)), "PRE_COPY -> STOP_COPY");
+	TIMED_LT1(EXPECT_EQ(S_SC, mig_get_state(dev)), "GET_STATE");
+	TIMED_LT1(EXPECT_EQ(0, mig_data_size(dev, &size)), "MIG_DATA_SIZE");
+	zero = calloc(1, a.len);
+	ASSERT_NE(NULL, zero);
+	ASSERT_EQ(0, uffd_fill(&a, zero));
+	pthread_join(th, NULL);
+	ASSERT_GT(io.ret, 16) TH_LOG("errno %d", io.err);
+	len = io.ret;
+	buf = malloc(len);
+	ASSERT_NE(NULL, buf);
+	memcpy(buf, a.mem, len);
+	/* The stream is complete: the rest, then EOF; it loads. */
+	ASSERT_GE(mig_read_all(fd, &buf, &len, 4096, 0), 0);
+	ASSERT_EQ(0, state_hash(1, &src));
+	ASSERT_EQ(0, load_stream(self->d[1].device_fd, buf, len, 4096));
+	ASSERT_EQ(0, state_hash(2, &dst));
+	EXPECT_EQ(src, dst);
+	ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL));
+	close(fd);
+	free(zero);
+	free(buf);
+	uffd_area_free(&a);
+}
+
+TEST_F_TIMEOUT(vfpair, mig_slow_writer_blocks_nothing, 120)
+{
+	struct uffd_area a;
+	struct io_arg io;
+	uint64_t size, src, dst;
+	uint8_t *buf = NULL, *rest;
+	size_t len = 0;
+	pthread_t th;
+	int dev, rfd, ret;
+
+	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
+	ASSERT_EQ(0, pair_bind(self, 1, VIRTIO_RS_DRIVER));
+	dev = self->d[1].device_fd;
+	ret = uffd_area_new(&a, 2);
+	if (ret)
+		SKIP(return, "userfaultfd: %s", strerror(-ret));
+	ASSERT_GT(save_stop_copy(self->d[0].device_fd, &buf, &len, 65536), 100);
+	ASSERT_LE(len - 100, a.len);
+	ASSERT_EQ(0, state_hash(1, &src));
+	ASSERT_EQ(0, mig_set_state(dev, S_RES, &rfd));
+	ASSERT_EQ(100, write(rfd, buf, 100));
+	io = (struct io_arg){ .fd = rfd, .buf = a.mem, .len = len - 100, .write = true };
+	ASSERT_EQ(0, pthread_create(&th, NULL, io_thread, &io));
+	ASSERT_EQ(0, uffd_wait_fault(&a, 10000)) TH_LOG("the writer faults");
+	/* The writer sleeps inside its copy from userspace. */
+	TIMED_LT1(EXPECT_EQ(S_RES, mig_get_state(dev)), "GET_STATE");
+	TIMED_LT1(EXPECT_EQ(0, mig_data_size(dev, &size)), "MIG_DATA_SIZE");
+	/* The data so far ends inside a record: leaving RESUMING fails. */
+	TIMED_LT1(EXPECT_EQ(-EINVAL, mig_set_state(dev, S_STOP, NULL)), "RESUMING -> STOP");
+	EXPECT_EQ(S_RES, mig_get_state(dev));
+	rest = calloc(1, a.len);
+	ASSERT_NE(NULL, rest);
+	memcpy(rest, buf + 100, len - 100);
+	ASSERT_EQ(0, uffd_fill(&a, rest));
+	pthread_join(th, NULL);
+	EXPECT_EQ((ssize_t)(len - 100), io.ret) TH_LOG("errno %d", io.err);
+	EXPECT_EQ(0, mig_set_state(dev, S_RUN, NULL));
+	ASSERT_EQ(0, state_hash(2, &dst));
+	EXPECT_EQ(src, dst);
+	close(rfd);
+	free(rest);
+	free(buf);
+	uffd_area_free(&a);
+}
+
+/* ---- What design.rst claims ---- */
+
+/* A copy that faults half-way returns the bytes moved before the fault. */
+TEST_F_TIMEOUT(vfpair, mig_fault_mid_buffer_returns_progress, 120)
+{
+	long pg = getpagesize();
+	uint8_t *m, *buf = NULL;
+	uint64_t src, dst;
+	size_t len = 0;
+	ssize_t n;
+	int fd, rfd;
+
+	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
+	ASSERT_EQ(0, pair_bind(self, 1, VIRTIO_RS_DRIVER));
+	m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(0, mprotect(m + pg, pg, PROT_NONE));
+
+	/* Read into a buffer whose second page is not accessible. */
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, S_SC, &fd));
+	EXPECT_EQ(-1, read(fd, m + pg, 10));
+	EXPECT_EQ(EFAULT, errno) TH_LOG("nothing could be copied");
+	n = read(fd, m + pg - 100, 1000);
+	EXPECT_GT(n, 0);
+	EXPECT_LE(n, 100);
+	ASSERT_GT(n, 0);
+	buf = malloc(n);
+	ASSERT_NE(NULL, buf);
+	memcpy(buf, m + pg - 100, n);
+	len = n;
+	/* Nothing was lost: the stream goes on right after. */
+	ASSERT_GE(mig_read_all(fd, &buf, &len, 4096, 0), 0);
+	ASSERT_EQ(0, state_hash(1, &src));
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, S_RUN, NULL));
+	close(fd);
+
+	/* Write from a buffer whose second page is not accessible. */
+	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, S_RES, &rfd));
+	memcpy(m + pg - 100, buf, 100);
+	n = write(rfd, m + pg - 100, 1000);
+	EXPECT_GT(n, 0);
+	EXPECT_LE(n, 100);
+	ASSERT_GT(n, 0);
+	ASSERT_EQ(0, mig_write_all(rfd, buf + n, len - n, 4096));
+	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, S_RUN, NULL));
+	ASSERT_EQ(0, state_hash(2, &dst));
+	EXPECT_EQ(src, dst);
+	close(rfd);
+	free(buf);
+	munmap(m, 2 * pg);
+}
+
+/* Two writers on one resume fd: each write is applied whole, in some order. */
+TEST_F_TIMEOUT(vfpair, mig_concurrent_writers, 180)
+{
+	uint8_t *s[2] = { NULL, NULL };
+	size_t l[2] = { 0, 0 };
+	uint64_t h[2], dst;
+	int i, k, dev;
+
+	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
+	ASSERT_EQ(0, pair_bind(self, 1, VIRTIO_RS_DRIVER));
+	dev = self->d[1].device_fd;
+	for (k = 0; k < 2; k++) {
+		ASSERT_EQ(0, sim_ctl("size 1 %d", 4096 + 3000 * k));
+		ASSERT_GT(save_stop_copy(self->d[0].device_fd, &s[k], &l[k], 65536), 16);
+		ASSERT_EQ(0, state_hash(1, &h[k]));
+	}
+	ASSERT_NE(h[0], h[1]);
+	for (i = 0; i < 40; i++) {
+		struct io_arg io[2];
+		pthread_t th[2];
+		int rfd;
+
+		ASSERT_EQ(0, mig_set_state(dev, S_RES, &rfd));
+		for (k = 0; k < 2; k++) {
+			io[k] = (struct io_arg){ .fd = rfd, .buf = s[k], .len = l[k], .write = true };
+			ASSERT_EQ(0, pthread_create(&th[k], NULL, io_thread, &io[k]));
+		}
+		for (k = 0; k < 2; k++) {
+			pthread_join(th[k], NULL);
+			EXPECT_EQ((ssize_t)l[k], io[k].ret) TH_LOG("round %d writer %d: errno %d",
+								  i, k, io[k].err);
+		}
+		ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL)) TH_LOG("round %d", i);
+		ASSERT_EQ(0, state_hash(2, &dst));
+		EXPECT_TRUE(dst == h[0] || dst == h[1]) TH_LOG("round %d: a mixed state", i);
+		close(rfd);
+	}
+	EXPECT_EQ(0, sim_ctl("size 1 4096"));
+	EXPECT_EQ(0, sim_ctl("size 2 4096"));
+	free(s[0]);
+	free(s[1]);
+}
+
+/* A pre-copy fd of an older session: ENODEV, and no command is sent. */
+TEST_F(vfpair, mig_stale_precopy_fd)
+{
+	uint64_t a, b;
+	unsigned int ops[8];
+	uint8_t byte;
+	int dev, old, cur;
+
+	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
+	dev = self->d[0].device_fd;
+	ASSERT_EQ(0, mig_set_state(dev, S_PC, &old));
+	ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL));
+	ASSERT_EQ(0, mig_set_state(dev, S_PC, &cur));
+	usleep(1100 * 1000);	/* a query would be allowed now */
+	ASSERT_EQ(0, sim_ctl("clear"));
+	EXPECT_EQ(-ENODEV, mig_precopy_info(old, &a, &b));
+	EXPECT_EQ(-1, read(old, &byte, 1));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(0, sim_trace_ops(1, ops, 8)) TH_LOG("the stale fd sent a command");
+	EXPECT_EQ(0, mig_precopy_info(cur, &a, &b));
+	ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL));
+	close(old);
+	close(cur);
+}
+
+/* The debugfs counters belong to the binding, not to the device object. */
+TEST_F(vfpair, mig_debugfs_follows_the_binding)
+{
+	char path[128];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/" VIRTIO_RS_DRIVER "-%s/stats",
+		 self->vf[0]);
+	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
+	EXPECT_EQ(0, stat(path, &st));
+	/* A migration fd keeps the object alive past close and unbind. */
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, S_SC, &fd));
+	vfio_close(&self->d[0]);
+	self->open[0] = false;
+	ASSERT_EQ(0, unbind_and_clear(self->vf[0]));
+	EXPECT_NE(0, stat(path, &st)) TH_LOG("the directory goes with the binding");
+	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
+	EXPECT_EQ(0, stat(path, &st)) TH_LOG("the new binding has its counters");
+	close(fd);
+	EXPECT_EQ(0, stat(path, &st)) TH_LOG("and keeps them when the old object goes");
+	EXPECT_EQ(0, drv_stat(self->vf[0], "saving_sessions"));
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, S_SC, &fd));
+	EXPECT_EQ(1, drv_stat(self->vf[0], "saving_sessions"));
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, S_RUN, NULL));
+	close(fd);
+}
+
+/* ---- One tenant's load on the PF's admin queue ---- */
+
+/* Close and unbind both VFs, reload our module with params, bind again. */
+static int rebind_with(FIXTURE_DATA(vfpair) *self, const char *params)
+{
+	int i, ret;
+
+	for (i = 0; i < 2; i++) {
+		if (self->open[i])
+			vfio_close(&self->d[i]);
+		self->open[i] = false;
+		unbind_and_clear(self->vf[i]);
+	}
+	ret = rs_reload(params);
+	for (i = 0; !ret && i < 2; i++)
+		ret = pair_bind(self, i, VIRTIO_RS_DRIVER);
+	return ret;
+}
+
+TEST_F_TIMEOUT(vfpair, mig_device_load_bound, 300)
+{
+	uint64_t size, first = 0, src, dst, initial, dirty;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	long reads, cmds;
+	double t0, el;
+	int dev, fd, i;
+
+	/* The defaults: 8 reads back to back, then one per 1000 ms. */
+	ASSERT_EQ(0, rebind_with(self, ""));
+	dev = self->d[0].device_fd;
+
+	ASSERT_EQ(0, sim_ctl("clear"));
+	t0 = now_s();
+	for (i = 0; i < 1000; i++) {
+		ASSERT_EQ(0, mig_set_state(dev, S_PC, &fd));
+		ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL));
+		close(fd);
+	}
+	el = now_s() - t0;
+	reads = sim_op_count(OP_GET);
+	cmds = sim_op_count(OP_CREATE) + sim_op_count(OP_META) + sim_op_count(OP_GET) +
+	       sim_op_count(OP_DESTROY);
+	TH_LOG("1000 RUNNING <-> PRE_COPY cycles in %.1f s: %ld context reads, %ld commands",
+	       el, reads, cmds);
+	EXPECT_LE(reads, 8 + (long)el + 1);
+	EXPECT_LE(cmds, 4 * (8 + (long)el + 1));
+	EXPECT_EQ(1000 - reads, drv_stat(self->vf[0], "reads_skipped"));
+	EXPECT_EQ(0, sim_stat("objects"));
+
+	/* Spread over several intervals: the size is asked again at most
+	 * once per interval (create, size, destroy). */
+	ASSERT_EQ(0, sim_ctl("clear"));
+	t0 = now_s();
+	for (i = 0; i < 10000 || now_s() - t0 < 3; i++) {
+		ASSERT_EQ(0, mig_data_size(dev, &size));
+		if (!i)
+			first = size;
+		ASSERT_EQ(first, size);
+	}
+	el = now_s() - t0;
+	cmds = sim_op_count(OP_CREATE) + sim_op_count(OP_META) + sim_op_count(OP_DESTROY);
+	TH_LOG("%d MIG_DATA_SIZE in %.1f s: %ld commands", i, el, cmds);
+	EXPECT_GE(cmds, 3) TH_LOG("the size is refreshed");
+	EXPECT_LE(cmds, 3 * ((long)el + 1));
+	EXPECT_EQ(16 + 4096, first);
+
+	/* A migration right after: the final read may wait one interval for
+	 * the budget, never longer, and the stream is whole. */
+	ASSERT_EQ(0, mig_set_state(dev, S_PC, &fd));
+	ASSERT_EQ(0, mig_precopy_info(fd, &initial, &dirty));
+	ASSERT_GE(mig_read_all(fd, &buf, &len, 4096, 1), 0);
+	t0 = now_s();
+	ASSERT_EQ(0, mig_set_state(dev, S_SC, NULL));
+	el = now_s() - t0;
+	TH_LOG("PRE_COPY initial bytes %llu; PRE_COPY -> STOP_COPY %.2f s",
+	       (unsigned long long)initial, el);
+	EXPECT_LT(el, 2.0);
+	ASSERT_GT(mig_read_all(fd, &buf, &len, 4096, 0), 0);
+	ASSERT_EQ(0, state_hash(1, &src));
+	ASSERT_EQ(0, load_stream(self->d[1].device_fd, buf, len, 4096));
+	ASSERT_EQ(0, state_hash(2, &dst));
+	EXPECT_EQ(src, dst);
+	ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL));
+	close(fd);
+
+	/* STOP <-> STOP_COPY: stop-copy reads wait for the budget and are
+	 * never refused. 2 back to back, then one per 100 ms. */
+	ASSERT_EQ(0, rebind_with(self, "device_read_burst=2 precopy_interval_ms=100"));
+	dev = self->d[0].device_fd;
+	ASSERT_EQ(0, mig_set_state(dev, S_STOP, NULL));
+	ASSERT_EQ(0, sim_ctl("clear"));
+	t0 = now_s();
+	for (i = 0; i < 20; i++) {
+		len = 0;
+		ASSERT_EQ(0, mig_set_state(dev, S_SC, &fd));
+		EXPECT_EQ(16 + 4096, mig_read_all(fd, &buf, &len, 65536, 0));
+		ASSERT_EQ(0, mig_set_state(dev, S_STOP, NULL));
+		close(fd);
+	}
+	el = now_s() - t0;
+	TH_LOG("20 STOP <-> STOP_COPY cycles in %.2f s, %ld reads waited", el,
+	       drv_stat(self->vf[0], "read_waits"));
+	EXPECT_EQ(20, sim_op_count(OP_GET));
+	EXPECT_GE(el, 0.1 * (20 - 2) * 0.9);
+	EXPECT_GE(drv_stat(self->vf[0], "read_waits"), 20 - 2 - (long)(el / 0.1));
+	ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL));
+	free(buf);
+}
+
+/* ---- Memory userspace causes is charged to its cgroup ---- */
+
+#ifndef MEMCG_RECORD_MIB
+#define MEMCG_RECORD_MIB 128
+#endif
+#define CG_ROOT "/sys/fs/cgroup"
+#define CG_TEST CG_ROOT "/virtio-rs-test"
+
+static long cg_current(void)
+{
+	unsigned long v;
+
+	return sysfs_read_ul(CG_TEST "/memory.current", &v) ? -1 : (long)v;
+}
+
+struct cg_sample {
+	long current;
+};
+
+/* Once the simulator holds the DEV_PARTS_SET, sample the charge. */
+static void *cg_sampler(void *p)
+{
+	struct cg_sample *c = p;
+
+	for (int i = 0; i < 5000 && sim_stat("delaying") < 1; i++)
+		usleep(2000);
+	c->current = sim_stat("delaying") == 1 ? cg_current() : -1;
+	return NULL;
+}
+
+TEST_F_TIMEOUT(vfpair, mig_tables_charged_to_memcg, 300)
+{
+	const size_t mib = 1 << 20, record = (size_t)MEMCG_RECORD_MIB << 20;
+	size_t npages = (record + 8 + 4095) / 4096, i;
+	long base, after, data, tables;
+	struct cg_sample c = { -1 };
+	char pid[32];
+	uint8_t hdr[16], *chunk;
+	cpu_set_t cpus;
+	pthread_t th;
+	int rfd, dev;
+
+	mkdir(CG_ROOT, 0755);
+	if (mount("none", CG_ROOT, "cgroup2", 0, NULL) && errno != EBUSY)
+		SKIP(return, "cannot mount cgroup2: %s", strerror(errno));
+	if (sysfs_write(CG_ROOT "/cgroup.subtree_control", "+memory"))
+		SKIP(return, "no memory controller");
+	ASSERT_TRUE(mkdir(CG_TEST, 0755) == 0 || errno == EEXIST);
+	ASSERT_EQ(0, pair_bind(self, 1, VIRTIO_RS_DRIVER));
+	dev = self->d[1].device_fd;
+	/* One CPU: the per-CPU charge cache then errs by at most 64 pages. */
+	CPU_ZERO(&cpus);
+	CPU_SET(0, &cpus);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(cpus), &cpus));
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	ASSERT_EQ(0, sysfs_write(CG_TEST "/cgroup.procs", pid));
+	chunk = malloc(mib);
+	ASSERT_NE(NULL, chunk);
+	memset(chunk, 0, mib);
+
+	ASSERT_EQ(0, mig_set_state(dev, S_RES, &rfd));
+	put_header(hdr, record, 0, 0);
+	ASSERT_EQ(16, write(rfd, hdr, 16));
+	base = cg_current();
+	ASSERT_GE(base, 0);
+	for (i = 0; i + 1 < MEMCG_RECORD_MIB; i++)
+		ASSERT_EQ((ssize_t)mib, write(rfd, chunk, mib));
+	/* The last write completes the record: DEV_PARTS_SET, held 3 s. */
+	ASSERT_EQ(0, sim_ctl("delay %#x 1 3000", OP_SET));
+	ASSERT_EQ(0, pthread_create(&th, NULL, cg_sampler, &c));
+	/* Zeros are no valid device parts: the device rejects them. */
+	EXPECT_EQ(-1, write(rfd, chunk, mib));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("the device, not the driver, refuses the record");
+	pthread_join(th, NULL);
+	/* The command's page array and table are gone; the data pages stay
+	 * with the session. */
+	after = cg_current();
+	ASSERT_GE(c.current, 0) TH_LOG("no sample while the command was held");
+	ASSERT_GE(after, 0);
+	data = npages * 4096;
+	tables = c.current - after;
+	TH_LOG("%d MiB record: %ld KiB charged while loading (data pages %ld KiB), "
+	       "%ld KiB released when the command ended (its page array: %zu KiB)",
+	       MEMCG_RECORD_MIB, (c.current - base) >> 10, data >> 10, tables >> 10,
+	       npages * 8 >> 10);
+	/*
+	 * The page array alone is npages * 8 bytes, the table more; the
+	 * per-CPU charge cache keeps up to 64 pages (256 KiB) of what is freed.
+	 * Without accounting, nothing is charged or released here.
+	 */
+	EXPECT_GE(tables, (long)(npages * 8) / 2);
+	EXPECT_GE(c.current - base, data) TH_LOG("the data pages are charged");
+
+	ASSERT_EQ(0, ioctl(dev, VFIO_DEVICE_RESET));
+	close(rfd);
+	free(chunk);
+	sysfs_write(CG_ROOT "/cgroup.procs", pid);
+	rmdir(CG_TEST);
 }
 
 TEST_HARNESS_MAIN

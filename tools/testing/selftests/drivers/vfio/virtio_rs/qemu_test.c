@@ -140,25 +140,6 @@ static int start_src(FIXTURE_DATA(nested) *self, enum variant v)
 	return ret;
 }
 
-/* A counter of our driver's debugfs stats of VF bdf, or -1. */
-static long drv_stat(const char *bdf, const char *name)
-{
-	char path[128], line[128];
-	size_t nl = strlen(name);
-	long val = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/kernel/debug/" VIRTIO_RS_DRIVER "-%s/stats", bdf);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, name, nl) && line[nl] == ' ')
-			val = strtol(line + nl + 1, NULL, 10);
-	fclose(f);
-	return val;
-}
-
 static void vf_hash(struct __test_metadata *_metadata, int member, uint64_t *h, int *stopped)
 {
 	ASSERT_EQ(0, sim_vf_state(member, h, NULL, stopped, NULL));

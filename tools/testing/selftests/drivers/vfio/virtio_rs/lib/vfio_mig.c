@@ -200,6 +200,27 @@ long sim_stat(const char *name)
 	return val;
 }
 
+long sim_op_count(int opcode)
+{
+	char line[256];
+	long count = 0;
+	FILE *f;
+
+	f = fopen(SIM_DEBUGFS "/stats", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned int op;
+		unsigned long ok, failed;
+
+		if (sscanf(line, "op %x ok %lu failed %lu", &op, &ok, &failed) == 3 &&
+		    (int)op == opcode)
+			count += ok + failed;
+	}
+	fclose(f);
+	return count;
+}
+
 long sim_trace_count(int opcode)
 {
 	char line[256];

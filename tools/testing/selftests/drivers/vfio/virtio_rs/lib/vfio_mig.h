@@ -46,6 +46,11 @@ long sim_stat(const char *name);
 /* Count of trace lines with this opcode since the last `clear`. */
 long sim_trace_count(int opcode);
 /*
+ * Commands of this opcode executed since the last `clear` (ok + failed,
+ * from `stats`: not limited by the trace's length), or -1.
+ */
+long sim_op_count(int opcode);
+/*
  * Opcodes of the traced commands for one group member (VF number + 1), in
  * order, since the last `clear`: stores up to max, returns the count or
  * -errno.

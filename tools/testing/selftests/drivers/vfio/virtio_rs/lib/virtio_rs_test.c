@@ -439,3 +439,31 @@ int run_cmd(const char *cmd, char *out, size_t len)
 	st = pclose(p);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
+
+int rs_reload(const char *params)
+{
+	char cmd[256], out[256];
+
+	if (module_loaded(VIRTIO_RS_DRIVER) && modprobe_remove(VIRTIO_RS_DRIVER))
+		return -EBUSY;
+	snprintf(cmd, sizeof(cmd), "modprobe %s %s", VIRTIO_RS_DRIVER, params);
+	return run_cmd(cmd, out, sizeof(out));
+}
+
+long drv_stat(const char *bdf, const char *name)
+{
+	char path[128], line[128];
+	size_t nl = strlen(name);
+	long val = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/" VIRTIO_RS_DRIVER "-%s/stats", bdf);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, name, nl) && line[nl] == ' ')
+			val = strtol(line + nl + 1, NULL, 10);
+	fclose(f);
+	return val;
+}

@@ -82,4 +82,11 @@ int kmemleak_new_leaks(bool *available, char *first, size_t len);
 int find_plain_pci_device(char *bdf, size_t len);
 /* Run a shell command, return its exit status and the first output line. */
 int run_cmd(const char *cmd, char *out, size_t len);
+/*
+ * Reload virtio_vfio_pci_rs with module parameters `params` ("" for the
+ * defaults). No device may be bound to it. 0, -EBUSY or modprobe's status.
+ */
+int rs_reload(const char *params);
+/* A counter of our driver's debugfs stats file of VF bdf, or -1. */
+long drv_stat(const char *bdf, const char *name);
 #endif
