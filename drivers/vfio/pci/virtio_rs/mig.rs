@@ -520,9 +520,9 @@ impl MigInner {
             session: SaveSession::new(dev, precopy)?,
             obj: None,
         };
-        let r = self.fill_saving(&mut slot, precopy).and_then(|()| {
-            stream_file::create(FILE_NAME, slot.session.clone(), Access::ReadOnly)
-        });
+        let r = self
+            .fill_saving(&mut slot, precopy)
+            .and_then(|()| stream_file::create(FILE_NAME, slot.session.clone(), Access::ReadOnly));
         match r {
             Ok(file) => {
                 self.saving = Some(slot);
@@ -973,9 +973,7 @@ impl ResumeInner {
         match self.parser.finish() {
             Ok(()) => AT_BOUNDARY,
             Err(e) => match e.kind {
-                ErrorKind::TruncatedHeader { .. } | ErrorKind::TruncatedPayload { .. } => {
-                    IN_RECORD
-                }
+                ErrorKind::TruncatedHeader { .. } | ErrorKind::TruncatedPayload { .. } => IN_RECORD,
                 kind => parse_errno(kind).to_errno(),
             },
         }

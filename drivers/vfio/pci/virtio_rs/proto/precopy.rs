@@ -185,7 +185,8 @@ impl ReadBudget {
         }
         // tokens == 0 < burst, so refill() left refilled <= now and
         // now - refilled < interval.
-        self.interval.saturating_sub(now.saturating_sub(self.refilled))
+        self.interval
+            .saturating_sub(now.saturating_sub(self.refilled))
     }
 
     /// Reads available at `now`.
