@@ -17,12 +17,12 @@ use kernel::{
     sync::{Arc, Mutex},
 };
 
-use crate::mig::{MigDevice, MigOps, MigStats};
-use crate::vfio::{
+use crate::abstractions::vfio::{
     migration::{MIGRATION_P2P, MIGRATION_PRE_COPY, MIGRATION_STOP_COPY},
     pci::{self, CoreDevice, DeviceOps, NewDevice, ProbeDevice, VfioPciDeviceId},
 };
-use crate::virtio_admin::Vf;
+use crate::abstractions::virtio_admin::Vf;
+use crate::mig::{MigDevice, MigOps, MigStats};
 
 /// PCI vendor id of virtio devices (Red Hat / Qumranet).
 const VIRTIO_VENDOR: u16 = 0x1af4;

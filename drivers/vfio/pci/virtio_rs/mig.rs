@@ -76,8 +76,16 @@ use kernel::{
 };
 
 use crate::{
+    abstractions::{
+        page_buffer::PageBuffer,
+        stream_file::{self, Access, StreamOps},
+        vfio::{
+            migration::{MigState, MigrationOps, MIG_GET_PRECOPY_INFO},
+            pci::CoreDevice,
+        },
+        virtio_admin::{objects_leaked, PartsObject, PartsOp, Vf, OBJ_HDR_LEN},
+    },
     driver::VirtioVfioPci,
-    page_buffer::PageBuffer,
     proto::{
         arcs::{arc_action, Action},
         precopy::{Decision, PrecopyPolicy, ReadBudget},
@@ -85,12 +93,6 @@ use crate::{
         resume::{ErrorKind, Event, Parser, Want},
         save::SaveStream,
     },
-    stream_file::{self, Access, StreamOps},
-    vfio::{
-        migration::{MigState, MigrationOps, MIG_GET_PRECOPY_INFO},
-        pci::CoreDevice,
-    },
-    virtio_admin::{objects_leaked, PartsObject, PartsOp, Vf, OBJ_HDR_LEN},
 };
 
 type Dev = CoreDevice<VirtioVfioPci>;

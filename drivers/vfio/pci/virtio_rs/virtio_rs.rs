@@ -7,28 +7,27 @@
 //! be loaded in the same kernel. Bind a device with
 //! `driver_override=virtio_vfio_pci_rs`.
 //!
-//! Layout:
+//! Layout, top down (the upstream C driver's files in brackets):
 //!
-//! - the driver, with no `unsafe`: [`driver`] (probe, ops selection) and
-//!   [`mig`] (the migration engine);
-//! - the safe abstractions, where all `unsafe` code lives: [`vfio`] (VFIO
-//!   PCI core devices, ops and migration vtables, the PCI driver
-//!   registration), [`stream_file`] (anonymous-inode stream files),
-//!   [`page_buffer`] (page-backed buffers as unmapped scatterlists) and
-//!   [`virtio_admin`] (the virtio PCI admin commands of a VF);
-//! - [`proto`]: the pure protocol logic shared with the host tests;
+//! - [`driver`]: probe, ops selection, the device ops (`main.c`);
+//! - [`mig`]: the migration engine (`migrate.c`);
+//! - [`proto`]: the pure protocol logic, shared with the host tests;
+//! - [`abstractions`]: the safe abstractions over the C APIs, where all
+//!   `unsafe` code lives;
 //! - [`bindings`]: our bindgen output.
+//!
+//! The driver and the engine are compiled with `#[deny(unsafe_code)]`: "the
+//! driver has no `unsafe`" is checked by the compiler.
 
 use kernel::prelude::*;
 
+pub mod abstractions;
 mod bindings;
+#[deny(unsafe_code)]
 mod driver;
+#[deny(unsafe_code)]
 mod mig;
-pub mod page_buffer;
 pub mod proto;
-pub mod stream_file;
-pub mod vfio;
-pub mod virtio_admin;
 
 module! {
     type: VirtioVfioPciRs,
@@ -78,37 +77,17 @@ pub(crate) fn max_record_size() -> u64 {
 #[pin_data(PinnedDrop)]
 struct VirtioVfioPciRs {
     #[pin]
-    reg: vfio::pci::Registration<driver::VirtioVfioPci>,
+    reg: abstractions::vfio::pci::Registration<driver::VirtioVfioPci>,
 }
 
 impl kernel::InPlaceModule for VirtioVfioPciRs {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        // Our bindgen output and the C compiler must agree on the layout of
-        // the structure the driver embeds; refuse to load otherwise.
-        let rust_size = core::mem::size_of::<bindings::vfio_pci_core_device>();
-        let rust_pdev = core::mem::offset_of!(bindings::vfio_pci_core_device, pdev);
-        // SAFETY: the helpers take no arguments and only evaluate
-        // `sizeof`/`offsetof`.
-        let (c_size, c_pdev) = unsafe {
-            (
-                bindings::virtio_rs_helper_sizeof_vfio_pci_core_device(),
-                bindings::virtio_rs_helper_offsetof_vfio_pci_core_device_pdev(),
-            )
-        };
-        let same = rust_size == c_size && rust_pdev == c_pdev;
-        pr_info!(
-            "loaded: vfio_pci_core_device size {} (C {}), pdev at {} (C {}), layout match: {}\n",
-            rust_size,
-            c_size,
-            rust_pdev,
-            c_pdev,
-            same
-        );
-        let check = if same { Ok(()) } else { Err(EINVAL) };
         pin_init::pin_init_scope(move || {
-            check?;
+            // Refuse to load if bindgen and C disagree on what we embed.
+            abstractions::vfio::pci::check_layout()?;
+            pr_info!("loaded\n");
             Ok(try_pin_init!(Self {
-                reg <- vfio::pci::Registration::new(module),
+                reg <- abstractions::vfio::pci::Registration::new(module),
             }))
         })
     }

@@ -76,6 +76,33 @@ unsafe impl RawDeviceId for VfioPciDeviceId {
     type RawType = bindings::pci_device_id;
 }
 
+/// Check that our bindgen output and the C compiler agree on the layout of
+/// `struct vfio_pci_core_device`, which [`CoreDevice`] embeds: `EINVAL`
+/// (and an error in the log) otherwise. Call it before registering.
+pub fn check_layout() -> Result {
+    let rust_size = core::mem::size_of::<bindings::vfio_pci_core_device>();
+    let rust_pdev = core::mem::offset_of!(bindings::vfio_pci_core_device, pdev);
+    // SAFETY: both helpers take no arguments and only evaluate `sizeof` and
+    // `offsetof` on the C type: there is nothing they could access.
+    let (c_size, c_pdev) = unsafe {
+        (
+            bindings::virtio_rs_helper_sizeof_vfio_pci_core_device(),
+            bindings::virtio_rs_helper_offsetof_vfio_pci_core_device_pdev(),
+        )
+    };
+    if rust_size == c_size && rust_pdev == c_pdev {
+        return Ok(());
+    }
+    pr_err!(
+        "layout mismatch: vfio_pci_core_device size {} (C {}), pdev at {} (C {})\n",
+        rust_size,
+        c_size,
+        rust_pdev,
+        c_pdev
+    );
+    Err(EINVAL)
+}
+
 /// A PCI device being probed by a VFIO driver. Valid for the duration of
 /// the probe call.
 pub struct ProbeDevice<'a> {

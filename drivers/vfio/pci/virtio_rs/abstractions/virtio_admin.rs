@@ -27,9 +27,9 @@ use kernel::{
     sync::atomic::{Atomic, Relaxed},
 };
 
+use super::page_buffer::PageBuffer;
+use super::vfio::pci::ProbeDevice;
 use crate::bindings;
-use crate::page_buffer::PageBuffer;
-use crate::vfio::pci::ProbeDevice;
 
 /// Size of the object header in front of `DEV_PARTS_SET` data
 /// (`struct virtio_admin_cmd_resource_obj_cmd_hdr`).

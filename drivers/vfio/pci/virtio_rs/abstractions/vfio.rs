@@ -20,8 +20,8 @@
 //! - [`migration::MigrationOps`]: a `struct vfio_migration_ops` from a
 //!   trait, kCFI-safe through C trampolines.
 //!
-//! All `unsafe` code of the driver lives in this module and in the other
-//! abstraction modules; the driver itself has none.
+//! Its `unsafe` code is argued block by block; the driver that uses it has
+//! none (see [`crate::abstractions`]).
 
 pub mod migration;
 pub mod pci;
