@@ -31,7 +31,7 @@ use kernel::{
 };
 
 use crate::{
-    hook::PfRef,
+    pf::PfRef,
     proto::{
         bytes::{le16, le32, le64},
         parts::{self, types, Parts, PART_HDR_LEN},

@@ -22,6 +22,7 @@ mod bindings;
 mod control;
 mod device;
 mod hook;
+mod pf;
 #[path = "../../drivers/vfio/pci/virtio_rs/proto.rs"]
 pub mod proto;
 mod sg;
@@ -67,7 +68,7 @@ struct VirtioRsSim {
 impl kernel::InPlaceModule for VirtioRsSim {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(|| {
-            let pf = hook::PfRef::find_virtio_net_pf()?;
+            let pf = pf::PfRef::find_virtio_net_pf()?;
             let cfg = device::Config {
                 get_limit: module_parameters::get_limit.value(),
                 set_limit: module_parameters::set_limit.value(),

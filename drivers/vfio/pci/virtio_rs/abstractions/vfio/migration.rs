@@ -27,7 +27,7 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-use super::pci::{CoreDevice, Driver};
+use super::pci::{CoreDevice, Driver, NewDevice};
 use crate::bindings;
 
 pub use crate::proto::arcs::MigState;
@@ -135,6 +135,27 @@ impl<M: MigrationOps> MigTable<M> {
             unsafe { len.write(n) };
             Ok(0)
         })
+    }
+}
+
+impl<T: Driver> NewDevice<T> {
+    /// Enable migration with callbacks `M` and uAPI `flags`
+    /// (`VFIO_MIGRATION_*`, STOP_COPY at least). Before registration, as
+    /// `include/linux/vfio.h` requires: a [`NewDevice`] is not registered.
+    pub fn set_migration<M: MigrationOps<Driver = T>>(&mut self, flags: u32) {
+        let table: &'static bindings::virtio_rs_mig_ops = &MigTable::<M>::TABLE;
+        let vdev = self.device().vdev();
+        // SAFETY:
+        // - `vdev` is the live `struct vfio_device` of the device, which is
+        //   not registered yet (type invariant of `NewDevice`): nothing else
+        //   reads these two fields now, and `&mut self` excludes another
+        //   call here;
+        // - the table is 'static and `ops` is its member, as the C
+        //   trampolines' `container_of()` expects.
+        unsafe {
+            (*vdev).migration_flags = flags;
+            (*vdev).mig_ops = &table.ops;
+        }
     }
 }
 

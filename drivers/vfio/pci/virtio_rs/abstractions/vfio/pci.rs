@@ -11,8 +11,8 @@
 //! 1. The PCI core calls probe ([`Driver::probe`]). The driver allocates a
 //!    [`CoreDevice`] with [`CoreDevice::create`], choosing one of its
 //!    [`DeviceOps`] tables and initialising its data in place, optionally
-//!    enables migration ([`NewDevice::set_migration`]) and returns the
-//!    still unregistered device.
+//!    enables migration (`NewDevice::set_migration`, in
+//!    [`super::migration`]) and returns the still unregistered device.
 //! 2. The registration sets the device's driver data to the
 //!    `vfio_pci_core_device` (`vfio_pci_core` reads it for runtime PM, AER
 //!    and VGA) and calls `vfio_pci_core_register_device()`. From then on
@@ -37,7 +37,6 @@ use kernel::{
     ThisModule,
 };
 
-use super::migration::{MigTable, MigrationOps};
 use crate::bindings;
 
 /// `PCI_ID_F_VFIO_DRIVER_OVERRIDE` of `include/linux/mod_devicetable.h`.
@@ -301,6 +300,7 @@ impl<T: Driver> CoreDevice<T> {
         let dev: ARef<Self> = unsafe { ARef::from_raw(NonNull::new_unchecked(this)) };
         // On error, dropping `dev` releases the allocation.
         res?;
+        // INVARIANT: the device was just allocated; nothing registered it.
         Ok(NewDevice { dev })
     }
 
@@ -375,6 +375,11 @@ impl<T: Driver> AsRef<device::Device> for CoreDevice<T> {
 }
 
 /// A device allocated by probe and not registered yet.
+///
+/// # Invariants
+///
+/// `dev` is not registered with the vfio core: the probe path that holds
+/// the `NewDevice` is its only user.
 pub struct NewDevice<T: Driver> {
     dev: ARef<CoreDevice<T>>,
 }
@@ -383,21 +388,6 @@ impl<T: Driver> NewDevice<T> {
     /// The device.
     pub fn device(&self) -> &CoreDevice<T> {
         &self.dev
-    }
-
-    /// Enable migration with callbacks `M` and uAPI `flags`
-    /// (`VFIO_MIGRATION_*`, STOP_COPY at least). Before registration, as
-    /// `include/linux/vfio.h` requires.
-    pub fn set_migration<M: MigrationOps<Driver = T>>(&mut self, flags: u32) {
-        let table: &'static bindings::virtio_rs_mig_ops = &MigTable::<M>::TABLE;
-        let vdev = self.dev.vdev();
-        // SAFETY: the device is not registered yet, so nothing reads these
-        // fields concurrently; the table is 'static and `ops` is its member,
-        // as the C trampolines' container_of() expects.
-        unsafe {
-            (*vdev).migration_flags = flags;
-            (*vdev).mig_ops = &table.ops;
-        }
     }
 }
 
