@@ -5,7 +5,7 @@
 //!
 //! Every `unsafe` block of the module lives here (and in the generated
 //! [`crate::bindings`]), each with the argument why it is sound; the driver
-//! ([`crate::driver`], [`crate::mig`]) is compiled with
+//! ([`crate::driver`], [`crate::migration`]) is compiled with
 //! `#[deny(unsafe_code)]`, and the protocol core ([`crate::proto`]) with
 //! `#![forbid(unsafe_code)]`.
 //!

@@ -5,7 +5,7 @@
 //! Binds only through `driver_override` (ids 1af4:1041 virtio-net and
 //! 1af4:1042 virtio-blk, as upstream). A virtio VF whose PF (bound to
 //! `virtio-pci`) offers the device-parts admin commands gets live migration
-//! (STOP_COPY | P2P | PRE_COPY, see [`crate::mig`]); every other device it is
+//! (STOP_COPY | P2P | PRE_COPY, see [`crate::migration`]); every other device it is
 //! bound to, including a PF or a non-virtio device named in
 //! `driver_override`, is served as a plain vfio-pci device, as upstream
 //! does. Probe logs which of the two it chose.
@@ -22,7 +22,7 @@ use crate::abstractions::vfio::{
     pci::{self, CoreDevice, DeviceOps, NewDevice, ProbeDevice, VfioPciDeviceId},
 };
 use crate::abstractions::virtio_admin::Vf;
-use crate::mig::{MigDevice, MigOps, MigStats};
+use crate::migration::{mig_of, MigDevice, MigStats, MigrationStateMachine};
 
 /// PCI vendor id of virtio devices (Red Hat / Qumranet).
 const VIRTIO_VENDOR: u16 = 0x1af4;
@@ -129,7 +129,9 @@ impl pci::Driver for VirtioVfioPci {
         let debugfs = KBox::pin_init(StatsFile::new(&name, stats), GFP_KERNEL)?;
         let mut dev =
             CoreDevice::create::<MigDeviceOps>(pdev, VirtioDevice::new(Some(mig), Some(debugfs)))?;
-        dev.set_migration::<MigOps>(MIGRATION_STOP_COPY | MIGRATION_P2P | MIGRATION_PRE_COPY);
+        dev.set_migration::<MigrationStateMachine>(
+            MIGRATION_STOP_COPY | MIGRATION_P2P | MIGRATION_PRE_COPY,
+        );
         dev_info!(
             pdev.as_ref(),
             "virtio VF: live migration enabled (STOP_COPY | P2P | PRE_COPY)\n"
@@ -143,7 +145,7 @@ impl pci::Driver for VirtioVfioPci {
     }
 
     fn reset_done(dev: &CoreDevice<Self>) {
-        if let Some(mig) = crate::mig::mig_of(dev) {
+        if let Some(mig) = mig_of(dev) {
             mig.reset_done();
         }
     }
@@ -168,7 +170,7 @@ impl DeviceOps for MigDeviceOps {
 
     fn open_device(dev: &CoreDevice<VirtioVfioPci>) -> Result {
         dev.enable()?;
-        if let Some(mig) = crate::mig::mig_of(dev) {
+        if let Some(mig) = mig_of(dev) {
             mig.open();
         }
         dev.finish_enable();
@@ -176,7 +178,7 @@ impl DeviceOps for MigDeviceOps {
     }
 
     fn close_device(dev: &CoreDevice<VirtioVfioPci>) {
-        if let Some(mig) = crate::mig::mig_of(dev) {
+        if let Some(mig) = mig_of(dev) {
             mig.close();
         }
         dev.close_core();

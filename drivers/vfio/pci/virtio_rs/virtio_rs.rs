@@ -10,7 +10,7 @@
 //! Layout, top down (the upstream C driver's files in brackets):
 //!
 //! - [`driver`]: probe, ops selection, the device ops (`main.c`);
-//! - [`mig`]: the migration engine (`migrate.c`);
+//! - [`migration`]: the migration engine (`migrate.c`);
 //! - [`proto`]: the pure protocol logic, shared with the host tests;
 //! - [`abstractions`]: the safe abstractions over the C APIs, where all
 //!   `unsafe` code lives;
@@ -26,7 +26,7 @@ mod bindings;
 #[deny(unsafe_code)]
 mod driver;
 #[deny(unsafe_code)]
-mod mig;
+mod migration;
 pub mod proto;
 
 module! {
