@@ -105,30 +105,32 @@ impl pci::Driver for VirtioVfioPci {
         &VIRTIO_VFIO_PCI_RS_IDS;
 
     fn probe(pdev: &ProbeDevice<'_>) -> Result<NewDevice<Self>> {
-        let virtio =
-            pdev.vendor() == VIRTIO_VENDOR && matches!(pdev.device_id(), VIRTIO_NET | VIRTIO_BLK);
+        let virtio = pdev.vendor_id() == VIRTIO_VENDOR
+            && matches!(pdev.device_id(), VIRTIO_NET | VIRTIO_BLK);
         if !(virtio && pdev.is_virtfn()) {
             dev_info!(
                 pdev.as_ref(),
                 "{:04x}:{:04x} is not a virtio VF: serving it as a plain vfio-pci device\n",
-                pdev.vendor(),
+                pdev.vendor_id(),
                 pdev.device_id()
             );
-            return CoreDevice::create::<PlainOps>(pdev, VirtioDevice::new(None, None));
+            return CoreDevice::create::<PlainVfioOps>(pdev, VirtioDevice::new(None, None));
         }
-        let Some(vf) = Vf::probe(pdev) else {
+        let Some(vf) = Vf::with_dev_parts(pdev) else {
             dev_info!(
                 pdev.as_ref(),
                 "virtio VF: its PF offers no device parts: plain vfio-pci, no live migration\n"
             );
-            return CoreDevice::create::<PlainOps>(pdev, VirtioDevice::new(None, None));
+            return CoreDevice::create::<PlainVfioOps>(pdev, VirtioDevice::new(None, None));
         };
         let stats = Arc::new(MigStats::new(), GFP_KERNEL)?;
         let mig = KBox::pin_init(MigDevice::new(vf, stats.clone()), GFP_KERNEL)?;
         let name = CString::try_from_fmt(fmt!("virtio_vfio_pci_rs-{}", pdev.as_ref().name()))?;
         let debugfs = KBox::pin_init(StatsFile::new(&name, stats), GFP_KERNEL)?;
-        let mut dev =
-            CoreDevice::create::<MigDeviceOps>(pdev, VirtioDevice::new(Some(mig), Some(debugfs)))?;
+        let mut dev = CoreDevice::create::<LiveMigrationOps>(
+            pdev,
+            VirtioDevice::new(Some(mig), Some(debugfs)),
+        )?;
         dev.set_migration::<MigrationStateMachine>(
             MIGRATION_STOP_COPY | MIGRATION_P2P | MIGRATION_PRE_COPY,
         );
@@ -151,20 +153,21 @@ impl pci::Driver for VirtioVfioPci {
     }
 }
 
-/// Ops of a device without migration: plain vfio-pci behaviour.
-struct PlainOps;
+/// Ops of a device without migration: plain vfio-pci behaviour (upstream's
+/// `virtiovf_vfio_pci_ops`).
+struct PlainVfioOps;
 
 #[vtable]
-impl DeviceOps for PlainOps {
+impl DeviceOps for PlainVfioOps {
     type Driver = VirtioVfioPci;
     const NAME: &'static CStr = c"virtio-vfio-pci-rs";
 }
 
-/// Ops of a migratable VF.
-struct MigDeviceOps;
+/// Ops of a VF with live migration (upstream's `virtiovf_vfio_pci_lm_ops`).
+struct LiveMigrationOps;
 
 #[vtable]
-impl DeviceOps for MigDeviceOps {
+impl DeviceOps for LiveMigrationOps {
     type Driver = VirtioVfioPci;
     const NAME: &'static CStr = c"virtio-vfio-pci-rs-lm";
 

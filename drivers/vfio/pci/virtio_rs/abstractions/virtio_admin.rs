@@ -86,7 +86,7 @@ impl Vf {
     /// The VF being probed, if its PF (bound to `virtio-pci`) offers
     /// every device-parts admin command with a non-zero object limit
     /// (`virtio_pci_admin_has_dev_parts()`).
-    pub fn probe(pdev: &ProbeDevice<'_>) -> Option<Self> {
+    pub fn with_dev_parts(pdev: &ProbeDevice<'_>) -> Option<Self> {
         let raw = pdev.as_raw();
         // SAFETY: `raw` is the valid device being probed.
         if !unsafe { bindings::virtio_pci_admin_has_dev_parts(raw) } {

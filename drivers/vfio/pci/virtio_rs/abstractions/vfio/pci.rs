@@ -115,7 +115,7 @@ impl ProbeDevice<'_> {
     }
 
     /// PCI vendor id.
-    pub fn vendor(&self) -> u16 {
+    pub fn vendor_id(&self) -> u16 {
         // SAFETY: `pdev` is valid during probe (type invariant of the
         // borrow); `vendor` is set at enumeration and never changes.
         unsafe { (*self.raw()).vendor }
