@@ -78,7 +78,7 @@ use kernel::{
 use crate::{
     abstractions::{
         vfio::pci::CoreDevice,
-        virtio_admin::{objects_leaked, PartsObject, Vf},
+        virtio_admin::{destroys_failed, objects_leaked, PartsObject, Vf},
     },
     driver::VirtioVfioPci,
     proto::record::HEADER_LEN_U64,
@@ -172,8 +172,9 @@ impl MigStats {
         ] {
             writeln!(f, "{} {}", name, c.load(Relaxed))?;
         }
-        // Module-wide: a driver bug if it is ever non-zero.
-        writeln!(f, "objects_leaked {}", objects_leaked())
+        // Module-wide. The first is a driver bug if it is ever non-zero.
+        writeln!(f, "objects_leaked {}", objects_leaked())?;
+        writeln!(f, "destroys_failed {}", destroys_failed())
     }
 }
 

@@ -38,6 +38,15 @@ pub const OBJ_HDR_LEN: usize = 8;
 /// Device parts objects dropped without [`Vf::destroy_parts`], module-wide.
 static OBJECTS_LEAKED: Atomic<u64> = Atomic::new(0);
 
+/// Device parts objects the device failed to destroy, module-wide.
+static DESTROYS_FAILED: Atomic<u64> = Atomic::new(0);
+
+/// Device parts objects the device refused to destroy (twice): their ids
+/// stay taken on the PF until it is reset.
+pub fn destroys_failed() -> u64 {
+    DESTROYS_FAILED.load(Relaxed)
+}
+
 /// Device parts objects leaked so far by this module (dropped without
 /// [`Vf::destroy_parts`]); always 0 unless the driver has a bug.
 pub fn objects_leaked() -> u64 {
@@ -162,6 +171,7 @@ impl Vf {
                 break;
             }
             if attempt == 1 {
+                DESTROYS_FAILED.add(1u64, Relaxed);
                 pr_warn!(
                     "destroying device parts object {} failed: {}\n",
                     obj.id,

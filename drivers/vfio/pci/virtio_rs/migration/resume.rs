@@ -40,12 +40,16 @@ use crate::{
 const AT_BOUNDARY: i32 = 0;
 /// [`Resuming::status`] when the data so far ended inside a record.
 const IN_RECORD: i32 = 1;
+/// [`Resuming::status`] while a write is in progress: it may have loaded
+/// some of its records and not others yet.
+const WRITING: i32 = 2;
 
 /// The stream of a resuming session.
 #[pin_data]
 pub(crate) struct Resuming {
-    /// Published by every write for `RESUMING -> STOP`: [`AT_BOUNDARY`],
-    /// [`IN_RECORD`], or the negative errno that stopped the load.
+    /// Published for `RESUMING -> STOP`: [`WRITING`] during every write,
+    /// then [`AT_BOUNDARY`], [`IN_RECORD`], or the negative errno that
+    /// stopped the load.
     status: Atomic<i32>,
     /// Parser and buffer. Held across the copy from userspace.
     #[pin]
@@ -93,13 +97,14 @@ impl Resuming {
     }
 
     /// RESUMING -> STOP: the data must have ended on a record boundary and
-    /// loaded without error (the uAPI asks to fail the arc otherwise). A
-    /// write still in progress has not happened yet, as far as this is
-    /// concerned.
+    /// loaded without error (the uAPI asks to fail the arc otherwise), and
+    /// no write may be in progress (`EBUSY`: it may have loaded part of its
+    /// data; try again when it returned).
     pub(super) fn check_complete(&self) -> Result {
         match self.status.load(Acquire) {
             AT_BOUNDARY => Ok(()),
             IN_RECORD => Err(EINVAL),
+            WRITING => Err(EBUSY),
             // A negative errno stored by `ResumeInner::status`.
             e => Err(Error::from_errno(e)),
         }
@@ -224,6 +229,11 @@ impl ResumeInner {
                         .and_then(|o| o.checked_add(OBJ_HDR_LEN))
                         .ok_or(EINVAL)?;
                     let end = off.checked_add(n).ok_or(EINVAL)?;
+                    if session.ended() {
+                        // A reset or close ended it: keep no more memory.
+                        self.buf.clear();
+                        return Err(ENODEV);
+                    }
                     if let Err(e) = self.buf.reserve(end) {
                         transient = Some(e);
                         break;
@@ -279,6 +289,7 @@ impl StreamOps for ResumeSession {
             inner.buf.clear();
             return Err(ENODEV);
         }
+        s.status.store(WRITING, Release);
         let r = inner.write(&this, input);
         s.status.store(inner.status(), Release);
         r

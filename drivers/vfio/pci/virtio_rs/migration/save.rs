@@ -98,6 +98,8 @@ struct SaveQueue {
     records: KVec<Record>,
     /// Every record the session will produce is queued.
     complete: bool,
+    /// A pre-copy session (PRE_COPY or PRE_COPY_P2P at creation).
+    precopy: bool,
     policy: PrecopyPolicy,
     created: Instant<Monotonic>,
     /// A consumed payload buffer, reused by the next capture.
@@ -111,6 +113,7 @@ impl SaveQueue {
 
     fn push_record(&mut self, data: PageBuffer, len: u32) -> Result {
         self.records.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        let first = self.stream.produced() == 0;
         let header = self.stream.frame(u64::from(len)).map_err(|_| EINVAL)?;
         self.records.push(
             Record {
@@ -121,24 +124,27 @@ impl SaveQueue {
             },
             GFP_KERNEL_ACCOUNT,
         )?;
+        if first && self.precopy {
+            // The first record of a pre-copy session is its initial data,
+            // also when the read budget deferred it past the session's start.
+            self.stream.mark_initial();
+        }
         Ok(())
     }
 
-    /// The session starts with `first` (or nothing, when the read budget
-    /// deferred the first read of a pre-copy session).
-    fn start(&mut self, first: Option<(PageBuffer, u32)>, precopy: bool) -> Result {
+    /// The session starts with `first`, or with nothing when the read
+    /// budget deferred the first read of a pre-copy session (the first
+    /// pre-copy query then reads, and that record is the initial data).
+    fn start(&mut self, first: Option<(PageBuffer, u32)>) -> Result {
         let read = first.is_some();
         if let Some((buf, len)) = first {
             self.push_record(buf, len)?;
         }
-        if precopy {
-            self.stream.mark_initial();
-            if read {
-                let now = self.now_ms();
-                self.policy.initial_read(now);
-            }
-        } else {
+        if !self.precopy {
             self.complete = true;
+        } else if read {
+            let now = self.now_ms();
+            self.policy.initial_read(now);
         }
         Ok(())
     }
@@ -177,6 +183,7 @@ impl Saving {
                 stream: SaveStream::new(),
                 records: KVec::new(),
                 complete: false,
+                precopy,
                 policy,
                 created: Instant::now(),
                 spare: None,
@@ -268,7 +275,7 @@ impl MigInner {
         } else {
             None
         };
-        slot.session.stream.queue.lock().start(first, precopy)
+        slot.session.stream.queue.lock().start(first)
     }
 
     /// PRE_COPY_P2P -> STOP_COPY: the final record; the stream is complete.
@@ -285,6 +292,50 @@ impl MigInner {
 }
 
 impl SaveSession {
+    /// Copy queued records to `out` (up to `want` bytes), taking them from
+    /// the queue one at a time into `cur`, the reader's record. Returns the
+    /// bytes copied and whether a copy faulted.
+    fn copy_records(
+        this: &Self,
+        cur: &mut Option<Record>,
+        out: &mut UserSliceWriter,
+        want: usize,
+    ) -> Result<(usize, bool)> {
+        let s = &this.stream;
+        let mut done = 0usize;
+        while done < want {
+            if cur.is_none() {
+                let mut q = s.queue.lock();
+                if q.records.is_empty() {
+                    break;
+                }
+                *cur = q.records.remove(0).ok();
+            }
+            let Some(rec) = cur.as_mut() else {
+                break;
+            };
+            // The copy may fault and sleep: only `reader` is held.
+            let (n, copied) = rec.copy_out(out, want - done);
+            done += copied;
+            let finished = rec.finished();
+            let mut q = s.queue.lock();
+            q.stream.consume(copied as u64).map_err(|_| EINVAL)?;
+            if finished {
+                if let Some(r) = cur.take() {
+                    // An ended session keeps no buffer.
+                    if !this.ended() {
+                        q.recycle(r.data);
+                    }
+                }
+            }
+            drop(q);
+            if copied < n {
+                return Ok((done, true));
+            }
+        }
+        Ok((done, false))
+    }
+
     /// `VFIO_MIG_GET_PRECOPY_INFO`.
     fn precopy_info(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
         let mig = this.mig()?;
@@ -343,48 +394,27 @@ impl StreamOps for SaveSession {
             return Err(ENODEV);
         }
         let want = out.len();
-        let mut done = 0usize;
-        let mut fault = false;
-        while done < want {
-            if cur.is_none() {
-                let mut q = s.queue.lock();
-                if q.records.is_empty() {
-                    break;
-                }
-                *cur = q.records.remove(0).ok();
+        loop {
+            let (done, fault) = Self::copy_records(&this, &mut cur, out, want)?;
+            if done > 0 {
+                return Ok(done);
+            } else if fault {
+                return Err(EFAULT);
+            } else if want == 0 {
+                return Ok(0);
             }
-            let Some(rec) = Option::as_mut(&mut *cur) else {
-                break;
-            };
-            // The copy may fault and sleep: only `reader` is held.
-            let (n, copied) = rec.copy_out(out, want - done);
-            done += copied;
-            let finished = rec.finished();
-            let mut q = s.queue.lock();
-            q.stream.consume(copied as u64).map_err(|_| EINVAL)?;
-            if finished {
-                if let Some(r) = cur.take() {
-                    q.recycle(r.data);
-                }
+            // Nothing was read. Decide under one look at the queue: a record
+            // queued since the copy looked, or the session ended since, must
+            // not turn into an end of stream (`end()` marks the session dead
+            // before it takes the queue to free it).
+            let q = s.queue.lock();
+            if this.ended() {
+                return Err(ENODEV);
+            } else if q.records.is_empty() {
+                // Complete: the end. Else pre-copy drained: for now.
+                return if q.complete { Ok(0) } else { Err(ENOMSG) };
             }
-            drop(q);
-            if copied < n {
-                fault = true;
-                break;
-            }
-        }
-        if done > 0 {
-            Ok(done)
-        } else if fault {
-            Err(EFAULT)
-        } else if want == 0 {
-            Ok(0)
-        } else if s.queue.lock().complete {
-            // Complete and nothing left (the loop found no record).
-            Ok(0)
-        } else {
-            // Pre-copy with nothing queued: temporary end of stream.
-            Err(ENOMSG)
+            // A capture queued a record meanwhile: copy it.
         }
     }
 

@@ -38,6 +38,9 @@ use crate::{
     },
 };
 
+/// The longest a stop-copy read waits for the read budget, in ms.
+const MAX_READ_WAIT_MS: u64 = 1000;
+
 /// Migration state of one VF.
 #[pin_data]
 pub(crate) struct MigDevice {
@@ -197,12 +200,17 @@ impl VfCtx {
         u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(0)
     }
 
-    /// `DEV_MODE_SET(stopped)`.
+    /// `DEV_MODE_SET(stopped)`. When it fails the state stays running, so
+    /// make sure the device does too.
     fn mode_stop(&mut self) -> Result {
         // Before sending: a failed or interrupted command may still have
         // stopped the device.
         self.maybe_stopped = true;
-        self.vf.mode_set(true)
+        let r = self.vf.mode_set(true);
+        if r.is_err() {
+            let _ = self.mode_run();
+        }
+        r
     }
 
     /// `DEV_MODE_SET(running)`.
@@ -234,23 +242,21 @@ impl VfCtx {
         false
     }
 
-    /// Take a stop-copy read from the budget, waiting for it if needed
-    /// (at most one interval; the read then happens anyway: a stop-copy read
-    /// is never refused).
+    /// Take a stop-copy read from the budget, waiting for it if needed. The
+    /// wait holds the state mutex, so it is capped at [`MAX_READ_WAIT_MS`]
+    /// whatever the interval; the read then happens anyway: a stop-copy read
+    /// is never refused.
     pub(super) fn wait_read(&mut self) {
-        let mut waited = false;
-        for _ in 0..2 {
-            let now = self.now_ms();
-            if self.budget.try_take(now) {
-                return;
-            }
-            let wait = self.budget.wait(now);
-            if !waited {
-                inc(&self.stats.read_waits, 1);
-                waited = true;
-            }
-            fsleep(Delta::from_millis(i64::try_from(wait).unwrap_or(1000)));
+        let now = self.now_ms();
+        if self.budget.try_take(now) {
+            return;
         }
+        inc(&self.stats.read_waits, 1);
+        let wait = self.budget.wait(now).min(MAX_READ_WAIT_MS);
+        fsleep(Delta::from_millis(i64::try_from(wait).unwrap_or(0)));
+        // Take the token that came in, if it did.
+        let now = self.now_ms();
+        let _ = self.budget.try_take(now);
     }
 
     /// The device-context size for `MIG_DATA_SIZE`: the last one seen if it

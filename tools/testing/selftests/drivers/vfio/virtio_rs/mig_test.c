@@ -1279,49 +1279,174 @@ TEST_F_TIMEOUT(vfpair, mig_slow_reader_blocks_nothing, 120)
 	uffd_area_free(&a);
 }
 
-TEST_F_TIMEOUT(vfpair, mig_slow_writer_blocks_nothing, 120)
+TEST_F_TIMEOUT(vfpair, mig_slow_writer_blocks_nothing, 180)
 {
-	struct uffd_area a;
-	struct io_arg io;
+	static const size_t starts[] = { 100, 0 };	/* inside a record, at a boundary */
 	uint64_t size, src, dst;
 	uint8_t *buf = NULL, *rest;
 	size_t len = 0;
-	pthread_t th;
-	int dev, rfd, ret;
+	int dev, k;
 
 	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
 	ASSERT_EQ(0, pair_bind(self, 1, VIRTIO_RS_DRIVER));
 	dev = self->d[1].device_fd;
+	ASSERT_GT(save_stop_copy(self->d[0].device_fd, &buf, &len, 65536), 100);
+	ASSERT_EQ(0, state_hash(1, &src));
+	for (k = 0; k < 2; k++) {
+		size_t at = starts[k];
+		struct uffd_area a;
+		struct io_arg io;
+		pthread_t th;
+		int rfd, ret;
+
+		ret = uffd_area_new(&a, 2);
+		if (ret)
+			SKIP(return, "userfaultfd: %s", strerror(-ret));
+		ASSERT_LE(len - at, a.len);
+		ASSERT_EQ(0, mig_set_state(dev, S_RES, &rfd));
+		if (at)
+			ASSERT_EQ((ssize_t)at, write(rfd, buf, at));
+		io = (struct io_arg){ .fd = rfd, .buf = a.mem, .len = len - at, .write = true };
+		ASSERT_EQ(0, pthread_create(&th, NULL, io_thread, &io));
+		ASSERT_EQ(0, uffd_wait_fault(&a, 10000)) TH_LOG("the writer faults");
+		/* The writer sleeps inside its copy from userspace. */
+		TIMED_LT1(EXPECT_EQ(S_RES, mig_get_state(dev)), "GET_STATE");
+		TIMED_LT1(EXPECT_EQ(0, mig_data_size(dev, &size)), "MIG_DATA_SIZE");
+		/* A write is in progress: leaving RESUMING fails, whether the data
+		 * so far ends inside a record or not. */
+		TIMED_LT1(EXPECT_EQ(-EBUSY, mig_set_state(dev, S_STOP, NULL)), "RESUMING -> STOP");
+		EXPECT_EQ(S_RES, mig_get_state(dev));
+		rest = calloc(1, a.len);
+		ASSERT_NE(NULL, rest);
+		memcpy(rest, buf + at, len - at);
+		ASSERT_EQ(0, uffd_fill(&a, rest));
+		pthread_join(th, NULL);
+		EXPECT_EQ((ssize_t)(len - at), io.ret) TH_LOG("errno %d", io.err);
+		EXPECT_EQ(0, mig_set_state(dev, S_RUN, NULL));
+		ASSERT_EQ(0, state_hash(2, &dst));
+		EXPECT_EQ(src, dst) TH_LOG("write from offset %zu", at);
+		ASSERT_EQ(0, ioctl(dev, VFIO_DEVICE_RESET));
+		close(rfd);
+		free(rest);
+		uffd_area_free(&a);
+	}
+	free(buf);
+}
+
+/* A reader stuck in its copy blocks neither a reset nor closing the device. */
+TEST_F_TIMEOUT(vfpair, mig_slow_reader_reset_and_close, 120)
+{
+	struct uffd_area a;
+	struct io_arg io;
+	uint8_t *zero, b;
+	pthread_t th;
+	int fd, ret;
+
+	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
 	ret = uffd_area_new(&a, 2);
 	if (ret)
 		SKIP(return, "userfaultfd: %s", strerror(-ret));
-	ASSERT_GT(save_stop_copy(self->d[0].device_fd, &buf, &len, 65536), 100);
-	ASSERT_LE(len - 100, a.len);
-	ASSERT_EQ(0, state_hash(1, &src));
-	ASSERT_EQ(0, mig_set_state(dev, S_RES, &rfd));
-	ASSERT_EQ(100, write(rfd, buf, 100));
-	io = (struct io_arg){ .fd = rfd, .buf = a.mem, .len = len - 100, .write = true };
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, S_PC, &fd));
+	io = (struct io_arg){ .fd = fd, .buf = a.mem, .len = a.len };
 	ASSERT_EQ(0, pthread_create(&th, NULL, io_thread, &io));
-	ASSERT_EQ(0, uffd_wait_fault(&a, 10000)) TH_LOG("the writer faults");
-	/* The writer sleeps inside its copy from userspace. */
-	TIMED_LT1(EXPECT_EQ(S_RES, mig_get_state(dev)), "GET_STATE");
-	TIMED_LT1(EXPECT_EQ(0, mig_data_size(dev, &size)), "MIG_DATA_SIZE");
-	/* The data so far ends inside a record: leaving RESUMING fails. */
-	TIMED_LT1(EXPECT_EQ(-EINVAL, mig_set_state(dev, S_STOP, NULL)), "RESUMING -> STOP");
-	EXPECT_EQ(S_RES, mig_get_state(dev));
-	rest = calloc(1, a.len);
-	ASSERT_NE(NULL, rest);
-	memcpy(rest, buf + 100, len - 100);
-	ASSERT_EQ(0, uffd_fill(&a, rest));
+	ASSERT_EQ(0, uffd_wait_fault(&a, 10000)) TH_LOG("the reader faults");
+	TIMED_LT1(EXPECT_EQ(0, ioctl(self->d[0].device_fd, VFIO_DEVICE_RESET)), "reset");
+	EXPECT_EQ(S_RUN, mig_get_state(self->d[0].device_fd));
+	EXPECT_EQ(0, sim_stat("objects"));
+	TIMED_LT1(vfio_close(&self->d[0]), "closing the device");
+	self->open[0] = false;
+	zero = calloc(1, a.len);
+	ASSERT_NE(NULL, zero);
+	ASSERT_EQ(0, uffd_fill(&a, zero));
 	pthread_join(th, NULL);
-	EXPECT_EQ((ssize_t)(len - 100), io.ret) TH_LOG("errno %d", io.err);
-	EXPECT_EQ(0, mig_set_state(dev, S_RUN, NULL));
-	ASSERT_EQ(0, state_hash(2, &dst));
-	EXPECT_EQ(src, dst);
-	close(rfd);
-	free(rest);
-	free(buf);
+	/* The copy under way completes or fails; then the session is gone. */
+	EXPECT_TRUE(io.ret > 0 || io.err == ENODEV || io.err == EFAULT)
+		TH_LOG("read: %zd errno %d", io.ret, io.err);
+	EXPECT_EQ(-1, read(fd, &b, 1));
+	EXPECT_EQ(ENODEV, errno);
+	close(fd);
+	free(zero);
 	uffd_area_free(&a);
+}
+
+/*
+ * A reader spinning on a pre-copy fd while the source moves on: it ends
+ * with EOF only after the final record (STOP_COPY), and with ENODEV, never
+ * EOF, when a reset ends the session.
+ */
+struct drain_arg {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+	ssize_t last;
+	int err;
+};
+
+static void *drain_thread(void *p)
+{
+	struct drain_arg *d = p;
+	uint8_t tmp[4096];
+
+	for (;;) {
+		ssize_t r = read(d->fd, tmp, sizeof(tmp));
+
+		if (r > 0) {
+			uint8_t *n = realloc(d->buf, d->len + r);
+
+			if (!n) {
+				d->last = -1;
+				d->err = ENOMEM;
+				return NULL;
+			}
+			d->buf = n;
+			memcpy(d->buf + d->len, tmp, r);
+			d->len += r;
+		} else if (r == 0 || errno != ENOMSG) {
+			d->last = r;
+			d->err = r ? errno : 0;
+			return NULL;
+		}
+	}
+}
+
+TEST_F_TIMEOUT(vfpair, mig_eof_only_when_complete, 240)
+{
+	int round, dev;
+
+	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
+	ASSERT_EQ(0, pair_bind(self, 1, VIRTIO_RS_DRIVER));
+	dev = self->d[0].device_fd;
+	srand(7);
+	for (round = 0; round < 30; round++) {
+		struct drain_arg d = { .last = 1 };
+		bool reset = round % 3 == 2;
+		uint64_t src, dst;
+		pthread_t th;
+
+		ASSERT_EQ(0, mig_set_state(dev, S_PC, &d.fd));
+		ASSERT_EQ(0, pthread_create(&th, NULL, drain_thread, &d));
+		usleep(rand() % 20000);
+		if (reset)
+			ASSERT_EQ(0, ioctl(dev, VFIO_DEVICE_RESET));
+		else
+			ASSERT_EQ(0, mig_set_state(dev, S_SC, NULL));
+		pthread_join(th, NULL);
+		if (reset) {
+			EXPECT_EQ(-1, d.last) TH_LOG("round %d: EOF after a reset", round);
+			EXPECT_EQ(ENODEV, d.err) TH_LOG("round %d", round);
+		} else {
+			/* The initial record, then the final one: nothing lost. */
+			EXPECT_EQ(0, d.last) TH_LOG("round %d: errno %d", round, d.err);
+			EXPECT_EQ(2 * (16 + 4096), d.len) TH_LOG("round %d: EOF too early", round);
+			ASSERT_EQ(0, state_hash(1, &src));
+			ASSERT_EQ(0, load_stream(self->d[1].device_fd, d.buf, d.len, 4096));
+			ASSERT_EQ(0, state_hash(2, &dst));
+			EXPECT_EQ(src, dst) TH_LOG("round %d", round);
+		}
+		ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL));
+		close(d.fd);
+		free(d.buf);
+	}
 }
 
 /* ---- What design.rst claims ---- */
@@ -1539,17 +1664,26 @@ TEST_F_TIMEOUT(vfpair, mig_device_load_bound, 300)
 	EXPECT_LE(cmds, 3 * ((long)el + 1));
 	EXPECT_EQ(16 + 4096, first);
 
-	/* A migration right after: the final read may wait one interval for
-	 * the budget, never longer, and the stream is whole. */
+	/* A migration right after, with the budget spent by the cycles: the
+	 * pre-copy session may start without data; its first record, read when
+	 * the budget allows, is its initial data. The final read waits at most
+	 * one interval. */
 	ASSERT_EQ(0, mig_set_state(dev, S_PC, &fd));
 	ASSERT_EQ(0, mig_precopy_info(fd, &initial, &dirty));
+	TH_LOG("PRE_COPY after the cycles: initial bytes %llu, dirty bytes %llu",
+	       (unsigned long long)initial, (unsigned long long)dirty);
+	if (initial == 0) {
+		usleep(1100 * 1000);
+		ASSERT_EQ(0, mig_precopy_info(fd, &initial, &dirty));
+	}
+	EXPECT_EQ(16 + 4096, initial) TH_LOG("the first record is the initial data");
+	EXPECT_EQ(0, dirty);
 	ASSERT_GE(mig_read_all(fd, &buf, &len, 4096, 1), 0);
 	t0 = now_s();
 	ASSERT_EQ(0, mig_set_state(dev, S_SC, NULL));
 	el = now_s() - t0;
-	TH_LOG("PRE_COPY initial bytes %llu; PRE_COPY -> STOP_COPY %.2f s",
-	       (unsigned long long)initial, el);
-	EXPECT_LT(el, 2.0);
+	TH_LOG("PRE_COPY -> STOP_COPY %.2f s", el);
+	EXPECT_LT(el, 1.5);
 	ASSERT_GT(mig_read_all(fd, &buf, &len, 4096, 0), 0);
 	ASSERT_EQ(0, state_hash(1, &src));
 	ASSERT_EQ(0, load_stream(self->d[1].device_fd, buf, len, 4096));
@@ -1558,26 +1692,30 @@ TEST_F_TIMEOUT(vfpair, mig_device_load_bound, 300)
 	ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL));
 	close(fd);
 
-	/* STOP <-> STOP_COPY: stop-copy reads wait for the budget and are
-	 * never refused. 2 back to back, then one per 100 ms. */
-	ASSERT_EQ(0, rebind_with(self, "device_read_burst=2 precopy_interval_ms=100"));
+	/* STOP <-> STOP_COPY: stop-copy reads wait for the budget (2 back to
+	 * back, then one per 500 ms, much longer than a cycle) and are never
+	 * refused; no single request waits beyond the interval. */
+	ASSERT_EQ(0, rebind_with(self, "device_read_burst=2 precopy_interval_ms=500"));
 	dev = self->d[0].device_fd;
 	ASSERT_EQ(0, mig_set_state(dev, S_STOP, NULL));
 	ASSERT_EQ(0, sim_ctl("clear"));
 	t0 = now_s();
-	for (i = 0; i < 20; i++) {
+	for (i = 0; i < 6; i++) {
+		double t1 = now_s();
+
 		len = 0;
 		ASSERT_EQ(0, mig_set_state(dev, S_SC, &fd));
+		EXPECT_LT(now_s() - t1, 1.0) TH_LOG("cycle %d", i);
 		EXPECT_EQ(16 + 4096, mig_read_all(fd, &buf, &len, 65536, 0));
 		ASSERT_EQ(0, mig_set_state(dev, S_STOP, NULL));
 		close(fd);
 	}
 	el = now_s() - t0;
-	TH_LOG("20 STOP <-> STOP_COPY cycles in %.2f s, %ld reads waited", el,
+	TH_LOG("6 STOP <-> STOP_COPY cycles in %.2f s, %ld reads waited", el,
 	       drv_stat(self->vf[0], "read_waits"));
-	EXPECT_EQ(20, sim_op_count(OP_GET));
-	EXPECT_GE(el, 0.1 * (20 - 2) * 0.9);
-	EXPECT_GE(drv_stat(self->vf[0], "read_waits"), 20 - 2 - (long)(el / 0.1));
+	EXPECT_EQ(6, sim_op_count(OP_GET));
+	EXPECT_GE(drv_stat(self->vf[0], "read_waits"), 3);
+	EXPECT_GE(el, 0.5 * (6 - 2) * 0.9);
 	ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL));
 	free(buf);
 }
@@ -1668,11 +1806,12 @@ TEST_F_TIMEOUT(vfpair, mig_tables_charged_to_memcg, 300)
 	       MEMCG_RECORD_MIB, (c.current - base) >> 10, data >> 10, tables >> 10,
 	       npages * 8 >> 10);
 	/*
-	 * The page array alone is npages * 8 bytes, the table more; the
-	 * per-CPU charge cache keeps up to 64 pages (256 KiB) of what is freed.
-	 * Without accounting, nothing is charged or released here.
+	 * The page array is npages * 8 bytes (kvmalloc rounds it up to a power
+	 * of two), the table more unless the pages happen to be contiguous;
+	 * the per-CPU charge cache keeps up to 64 pages (256 KiB) of what is
+	 * freed. Without accounting, nothing is charged or released here.
 	 */
-	EXPECT_GE(tables, (long)(npages * 8) / 2);
+	EXPECT_GE(tables, (long)(npages * 8));
 	EXPECT_GE(c.current - base, data) TH_LOG("the data pages are charged");
 
 	ASSERT_EQ(0, ioctl(dev, VFIO_DEVICE_RESET));
