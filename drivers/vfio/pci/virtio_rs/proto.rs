@@ -11,14 +11,22 @@
 //! - [`save`]: the framing and byte accounting of the saving (source) side;
 //! - [`arcs`]: the VFIO migration state arcs and the action taken on each;
 //! - [`precopy`]: the pre-copy policy (read cap and rate limit);
-//! - [`parts`]: walking and validating virtio 1.4 device parts;
-//! - [`bytes`]: little-endian field readers for wire structures.
+//! - `parts`: walking and validating virtio 1.4 device parts (tests and
+//!   simulator only);
+//! - `bytes`: little-endian field readers for wire structures (tests and
+//!   simulator only).
 //!
 //! The same files are compiled into the kernel module (`mod proto`) and into
 //! the host crate `tools/virtio-rs-proto` (through `#[path]`), where
 //! `cargo test`, property tests and fuzz targets exercise them. They must
 //! build with rustc 1.85 (the kernel's toolchain) and the host's stable
 //! toolchain, with only `core`.
+//!
+//! What only the tests and the simulator need (the device-part walker and
+//! validator, the next-hop model, expected command traces, `feed_all`,
+//! getters) is compiled only with `--cfg virtio_rs_test_support`, which the
+//! host crate and the simulator's Kbuild set and the driver's does not: it
+//! is not in the driver's `.ko`.
 //!
 //! Input values are never trusted: indexing, slicing and arithmetic on them
 //! are checked (the lints below turn any lapse into a build error under
@@ -39,8 +47,10 @@
 
 #[path = "proto/arcs.rs"]
 pub mod arcs;
+#[cfg(virtio_rs_test_support)]
 #[path = "proto/bytes.rs"]
 pub mod bytes;
+#[cfg(virtio_rs_test_support)]
 #[path = "proto/parts.rs"]
 pub mod parts;
 #[path = "proto/precopy.rs"]

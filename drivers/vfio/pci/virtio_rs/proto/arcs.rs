@@ -59,6 +59,7 @@ pub enum MigState {
 
 impl MigState {
     /// All states, in uAPI order.
+    #[cfg(virtio_rs_test_support)]
     pub const ALL: [MigState; 8] = [
         MigState::Error,
         MigState::Stop,
@@ -100,6 +101,7 @@ impl MigState {
     }
 
     /// The uAPI name without the `VFIO_DEVICE_STATE_` prefix.
+    #[cfg(virtio_rs_test_support)]
     pub const fn name(self) -> &'static str {
         match self {
             MigState::Error => "ERROR",
@@ -114,6 +116,7 @@ impl MigState {
     }
 
     /// Whether the virtio device is in its running mode in this state.
+    #[cfg(virtio_rs_test_support)]
     pub const fn device_running(self) -> bool {
         matches!(self, MigState::Running | MigState::PreCopy)
     }
@@ -143,6 +146,7 @@ pub enum Action {
     EndSessions,
 }
 
+#[cfg(virtio_rs_test_support)]
 impl Action {
     /// Whether the arc returns a new migration file.
     pub const fn returns_file(self) -> bool {
@@ -171,6 +175,7 @@ pub const fn arc_action(cur: MigState, next: MigState) -> Option<Action> {
 
 /// Why a request has no next hop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg(virtio_rs_test_support)]
 pub enum NextHopError {
     /// The requested state is ERROR: never a valid target.
     ErrorTarget,
@@ -185,6 +190,7 @@ pub enum NextHopError {
 /// (`vfio_from_fsm_table` of `drivers/vfio/vfio_main.c`). `cur == new`
 /// yields `cur`. The driver itself asks the kernel; this model exists so
 /// the host tests can check [`arc_action`] against every hop.
+#[cfg(virtio_rs_test_support)]
 pub const fn next_hop(cur: MigState, new: MigState) -> Result<MigState, NextHopError> {
     use MigState::*;
     if matches!(new, Error) {
@@ -220,6 +226,7 @@ pub const fn next_hop(cur: MigState, new: MigState) -> Result<MigState, NextHopE
 
 /// Admin commands, for expected command traces in tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg(virtio_rs_test_support)]
 pub enum AdminCmd {
     /// `DEV_MODE_SET`, `true` = stopped.
     ModeSet(bool),
@@ -235,6 +242,7 @@ pub enum AdminCmd {
     PartsSet,
 }
 
+#[cfg(virtio_rs_test_support)]
 impl Action {
     /// The admin commands this action sends, in order, when it succeeds.
     /// [`Action::EndSessions`] sends one `ObjDestroy` per live session

@@ -79,11 +79,13 @@ impl PrecopyPolicy {
     }
 
     /// Reads counted so far.
+    #[cfg(virtio_rs_test_support)]
     pub const fn reads(&self) -> u32 {
         self.reads
     }
 
     /// Whether the read cap is reached.
+    #[cfg(virtio_rs_test_support)]
     pub const fn capped(&self) -> bool {
         self.reads >= self.max_reads
     }
@@ -190,6 +192,7 @@ impl ReadBudget {
     }
 
     /// Reads available at `now`.
+    #[cfg(virtio_rs_test_support)]
     pub fn tokens(&mut self, now: u64) -> u32 {
         self.refill(now);
         self.tokens

@@ -201,16 +201,19 @@ impl Parser {
     }
 
     /// The device-data size limit in force.
+    #[cfg(virtio_rs_test_support)]
     pub fn limit(&self) -> u64 {
         self.limit
     }
 
     /// Stream bytes consumed so far.
+    #[cfg(virtio_rs_test_support)]
     pub fn position(&self) -> u64 {
         self.pos
     }
 
     /// Records completed or skipped so far.
+    #[cfg(virtio_rs_test_support)]
     pub fn records(&self) -> u64 {
         self.records
     }
@@ -384,6 +387,7 @@ impl Parser {
     /// Feed a whole buffer, calling `on_event` for every event with the
     /// payload bytes of [`Event::Payload`] (empty for other events).
     /// Returns the first parse error or the first error of `on_event`.
+    #[cfg(virtio_rs_test_support)]
     pub fn feed_all<E: From<Error>>(
         &mut self,
         mut input: &[u8],
