@@ -24,9 +24,14 @@ const VIRTIO_NET: u32 = 0x1041;
 /// `0` holds a reference taken by `pci_get_device()`/`pci_dev_get()`.
 pub(crate) struct PfRef(NonNull<bindings::pci_dev>);
 
-// SAFETY: a `pci_dev` reference may be used and dropped from any thread.
+// SAFETY: a `PfRef` owns a `struct pci_dev` reference and nothing tied to
+// a thread: `pci_dev_put()` in `drop` and the PCI core functions its
+// methods call may run on any thread in process context.
 unsafe impl Send for PfRef {}
-// SAFETY: as above; we only read immutable fields through it.
+// SAFETY: `&PfRef` only allows `as_ptr`, `num_vfs` and `total_vfs`, which
+// read the referenced device through `pci_num_vf()` and
+// `pci_sriov_get_totalvfs()`, callable from any thread; nothing writes
+// through a `&PfRef`.
 unsafe impl Sync for PfRef {}
 
 impl PfRef {
@@ -34,13 +39,19 @@ impl PfRef {
     pub(crate) fn find_virtio_net_pf() -> Result<Self> {
         let mut cur: *mut bindings::pci_dev = core::ptr::null_mut();
         loop {
-            // SAFETY: `pci_get_device()` drops the reference on `cur` (NULL
-            // to start) and returns the next match with a reference.
+            // SAFETY: `pci_get_device()` needs `from` to be NULL or a device
+            // it returned, whose reference the caller gives up: `cur` is NULL
+            // on the first pass and then the previous result, which we own
+            // and did not keep (it did not match). It drops that reference
+            // and returns the next match with a new one, or NULL.
             cur = unsafe { bindings::pci_get_device(VIRTIO_VENDOR, VIRTIO_NET, cur) };
             let Some(pdev) = NonNull::new(cur) else {
                 return Err(ENODEV);
             };
-            // SAFETY: `pdev` is referenced.
+            // SAFETY: `virtio_rs_sim_is_virtfn()` and
+            // `pci_sriov_get_totalvfs()` need a valid `struct pci_dev`:
+            // `pdev` was just returned by `pci_get_device()` with a
+            // reference we own, so it stays valid until we give that back.
             let (vf, total) = unsafe {
                 (
                     bindings::virtio_rs_sim_is_virtfn(pdev.as_ptr()),
@@ -60,14 +71,19 @@ impl PfRef {
 
     /// Number of enabled VFs.
     pub(crate) fn num_vfs(&self) -> u16 {
-        // SAFETY: the PF is referenced (type invariant).
+        // SAFETY: `pci_num_vf()` needs a valid `struct pci_dev`: we hold a
+        // reference on it (type invariant), and the SR-IOV state it reads
+        // for a PF is freed only with the device. The read is unlocked, so
+        // the count may be stale, never invalid.
         let n = unsafe { bindings::pci_num_vf(self.as_ptr()) };
         u16::try_from(n).unwrap_or(0)
     }
 
     /// Total VFs the PF supports.
     pub(crate) fn total_vfs(&self) -> u16 {
-        // SAFETY: the PF is referenced.
+        // SAFETY: `pci_sriov_get_totalvfs()` needs a valid `struct pci_dev`:
+        // we hold a reference on it (type invariant), and the SR-IOV state
+        // it reads for a PF is freed only with the device.
         let n = unsafe { bindings::pci_sriov_get_totalvfs(self.as_ptr()) };
         u16::try_from(n).unwrap_or(0)
     }
@@ -75,7 +91,9 @@ impl PfRef {
 
 impl Drop for PfRef {
     fn drop(&mut self) {
-        // SAFETY: we own one reference (type invariant).
+        // SAFETY: `pci_dev_put()` needs a reference to give back: we own one
+        // (type invariant, from `pci_get_device()`), and `self` is not used
+        // after `drop`.
         unsafe { bindings::pci_dev_put(self.as_ptr()) };
     }
 }

@@ -42,8 +42,14 @@ impl SgList<'_> {
         let mut len: usize = 0;
         let mut cur = sg;
         while !cur.is_null() {
-            // SAFETY: `cur` is an entry of the valid list (function safety
-            // requirement); `sg_next()` returns NULL after the end mark.
+            // SAFETY:
+            // - `cur` is an entry of the list: `sg` is the head of a valid,
+            //   end-marked scatterlist (safety requirement of this
+            //   function), and `cur` is `sg` or what `sg_next()` returned
+            //   for the previous entry, checked non-NULL; so reading its
+            //   `length` is valid;
+            // - `sg_next()` needs a valid entry and returns the next one
+            //   (following chain links), or NULL after the end mark.
             unsafe {
                 len = len.saturating_add((*cur).length as usize);
                 cur = bindings::sg_next(cur);
@@ -74,8 +80,13 @@ impl SgList<'_> {
         let Ok(skip) = isize::try_from(skip) else {
             return 0;
         };
-        // SAFETY: the list is valid for our use (type invariant); `out` is a
-        // writable buffer of `out.len()` bytes.
+        // SAFETY: `sg_pcopy_to_buffer()` needs a valid list of `nents`
+        // entries and a buffer writable for `buflen` bytes:
+        // - `sg` is the head of a valid, end-marked list of `self.nents`
+        //   entries, which we may use for `'a` (type invariant);
+        // - `out` is a `&mut [u8]` of `out.len()` bytes, so nothing else
+        //   accesses it meanwhile;
+        // - `skip` is non-negative (converted from `usize`).
         unsafe {
             bindings::sg_pcopy_to_buffer(
                 self.sg,
@@ -92,8 +103,14 @@ impl SgList<'_> {
         let Ok(skip) = isize::try_from(skip) else {
             return 0;
         };
-        // SAFETY: the list is valid and ours to write (type invariant);
-        // `src` is readable for `src.len()` bytes.
+        // SAFETY: `sg_pcopy_from_buffer()` needs a valid list of `nents`
+        // entries that may be written and a buffer readable for `buflen`
+        // bytes:
+        // - `sg` is the head of a valid, end-marked list of `self.nents`
+        //   entries, usable by us and only us for `'a` (type invariant), so
+        //   writing its pages races with no one;
+        // - `src` is a `&[u8]` of `src.len()` bytes;
+        // - `skip` is non-negative (converted from `usize`).
         unsafe {
             bindings::sg_pcopy_from_buffer(
                 self.sg,

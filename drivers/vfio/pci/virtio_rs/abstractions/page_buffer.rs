@@ -113,8 +113,16 @@ impl PageBuffer {
         let mut done = 0usize;
         self.pieces(off, src.len(), |page, in_page, n| {
             let chunk = src.get(done..done + n).ok_or(EINVAL)?;
-            // `chunk` is readable for `n` bytes; `&mut self` owns the page.
-            // SAFETY: no one accesses the page concurrently (`&mut self`).
+            // SAFETY: `Page::write_raw()` requires:
+            // - `src` valid for reading `n` bytes: `chunk` is a `&[u8]` of
+            //   exactly `n` bytes (`done..done + n`), and it is not in the
+            //   page, since nothing hands out references into the buffer's
+            //   pages;
+            // - no concurrent read or write of the same page: the page
+            //   belongs to `self.pages`, and `&mut self` excludes every
+            //   other access to it, including the device's through a
+            //   scatterlist of `with_sg`, which needs `&self`.
+            // `write_raw()` checks `in_page + n <= PAGE_SIZE` itself.
             unsafe { page.write_raw(chunk.as_ptr(), in_page, n)? };
             done += n;
             Ok(())
@@ -134,7 +142,12 @@ impl PageBuffer {
         let mut done = 0usize;
         let _ = self.pieces(off, len, |page, in_page, n| {
             // The reader advances only when the whole piece was copied.
-            // SAFETY: no one accesses the page concurrently (`&mut self`).
+            // SAFETY: `Page::copy_from_user_slice_raw()` requires that no
+            // read or write of the same page runs concurrently: the page
+            // belongs to `self.pages`, and `&mut self` excludes every other
+            // access to it, including the device's through a scatterlist of
+            // `with_sg`, which needs `&self`. It checks
+            // `in_page + n <= PAGE_SIZE` itself.
             unsafe { page.copy_from_user_slice_raw(reader, in_page, n)? };
             done += n;
             Ok(())
@@ -149,15 +162,32 @@ impl PageBuffer {
     pub fn copy_to_user(&self, off: usize, writer: &mut UserSliceWriter, len: usize) -> usize {
         let mut done = 0usize;
         let _ = self.pieces(off, len, |page, in_page, n| {
-            // The mapping is released before the closure returns.
-            // SAFETY: `page` is a live page of this buffer.
+            // SAFETY: `kmap_local_page()` needs a valid page, and its mapping
+            // must be released in the same context, in the reverse order of
+            // nested local mappings: `page` is a live page of `self.pages`
+            // (borrowed with `self`), and `addr` is unmapped below, on this
+            // thread, before the closure returns, after every mapping made
+            // in between was released.
             let addr = unsafe { bindings::kmap_local_page(page.as_ptr()) };
             let start = addr.cast::<u8>().cast_const();
-            // The buffer is borrowed shared: nobody writes the page now.
-            // SAFETY: mapped for PAGE_SIZE bytes, `in_page + n <= PAGE_SIZE`.
+            // SAFETY: `slice::from_raw_parts()` needs `n` bytes readable at
+            // `start + in_page`, not written while `bytes` is used:
+            // - the mapping covers the whole page, `PAGE_SIZE` bytes from
+            //   `start`, and `pieces` gives `in_page + n <= PAGE_SIZE`;
+            // - the methods that write the pages (`write_bytes`,
+            //   `copy_from_user`) need `&mut self`, which `&self` excludes.
+            //   FIXME: `Vf::parts_get` has the device write the pages
+            //   through `with_sg(&self)`, with the buffer only borrowed
+            //   shared, so this can read a page being written if another
+            //   thread runs `parts_get` on the same buffer (`PageBuffer` is
+            //   `Sync`).
             let bytes = unsafe { core::slice::from_raw_parts(start.add(in_page), n) };
             let r = writer.write_slice(bytes);
-            // SAFETY: `addr` came from `kmap_local_page()` above.
+            // SAFETY: `kunmap_local()` needs the address of the latest local
+            // mapping of this context still in place: `addr` came from
+            // `kmap_local_page()` above on this thread, every mapping made
+            // since was released, and this is its only unmapping, after
+            // `bytes`, its last user.
             unsafe { bindings::kunmap_local(addr) };
             r?;
             done += n;
@@ -183,8 +213,18 @@ impl PageBuffer {
         let npages_c = u32::try_from(npages).map_err(|_| EINVAL)?;
         let mut sgt = bindings::sg_table::default();
         let pages = ptrs.as_mut_ptr();
-        // `sgt` is a zeroed table for the function to fill.
-        // SAFETY: `pages` holds `npages` valid pages covering `len` bytes.
+        // SAFETY: `sg_alloc_table_from_pages_segment()` needs:
+        // - `sgt`, a table header to fill: a local, valid for writes, which
+        //   it overwrites only on success;
+        // - `pages`, an array of `npages_c` page pointers: `ptrs` holds
+        //   exactly `npages` of them (`len <= capacity()`, so the buffer has
+        //   at least `npages` pages), each a live page of `self.pages`,
+        //   which stays borrowed, so allocated, until the table is freed
+        //   below;
+        // - `len` bytes from offset 0 that the pages hold:
+        //   `len <= npages * PAGE_SIZE`;
+        // - a maximum segment of at least `PAGE_SIZE`: `u32::MAX`, which it
+        //   rounds down to a multiple of `PAGE_SIZE`.
         let ret = unsafe {
             bindings::sg_alloc_table_from_pages_segment(
                 &mut sgt,
@@ -201,8 +241,12 @@ impl PageBuffer {
             sgl: sgt.sgl,
             _p: core::marker::PhantomData,
         });
-        // The `SgRef` borrow ended with `f`.
-        // SAFETY: `sgt` was allocated above and is no longer in use.
+        // SAFETY: `sg_free_table()` needs a table that the `sg_alloc_*()`
+        // functions allocated, not freed yet and no longer in use:
+        // - `sgt` was filled by the successful call above (on failure we
+        //   returned) and is freed only here;
+        // - `f` has returned, and the `SgRef` it got cannot outlive it (`R`
+        //   cannot name its lifetime), so nothing uses the list any more.
         unsafe { bindings::sg_free_table(&mut sgt) };
         Ok(r)
     }

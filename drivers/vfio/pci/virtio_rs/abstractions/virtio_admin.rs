@@ -76,10 +76,13 @@ pub struct Vf {
     pdev: core::ptr::NonNull<bindings::pci_dev>,
 }
 
-// SAFETY: a `struct pci_dev` reference can be used and dropped from any
-// thread.
+// SAFETY: a `Vf` owns a `struct pci_dev` reference and nothing tied to a
+// thread: the admin commands it sends and `pci_dev_put()` in `drop` may run
+// on any thread in process context.
 unsafe impl Send for Vf {}
-// SAFETY: every command needs `&mut Vf`; shared access only reads.
+// SAFETY: `&Vf` gives access only to the value of the `pdev` pointer
+// (compared by `owns`); every method that sends a command takes `&mut Vf`,
+// so threads sharing a `&Vf` send nothing.
 unsafe impl Sync for Vf {}
 
 /// The kind of a device parts object.
@@ -97,11 +100,19 @@ impl Vf {
     /// (`virtio_pci_admin_has_dev_parts()`).
     pub fn with_dev_parts(pdev: &ProbeDevice<'_>) -> Option<Self> {
         let raw = pdev.as_raw();
-        // SAFETY: `raw` is the valid device being probed.
+        // SAFETY: `virtio_pci_admin_has_dev_parts()` needs a valid VF `struct
+        // pci_dev` with a VF driver attached (it reads the PF's driver data
+        // through `pci_iov_get_pf_drvdata()`): `raw` is the device being
+        // probed, valid for the whole probe call, and the PF driver cannot
+        // get past `pci_disable_sriov()` (which unbinds the VF drivers,
+        // under the device lock the probe holds) before the probe returns.
         if !unsafe { bindings::virtio_pci_admin_has_dev_parts(raw) } {
             return None;
         }
-        // SAFETY: as above; the reference is dropped in `drop`.
+        // SAFETY: `pci_dev_get()` needs a valid `struct pci_dev`: `raw` is
+        // the device being probed, valid for the whole probe call. The
+        // reference it takes is the one the type invariant of `Vf` requires;
+        // `drop` gives it back.
         let raw = unsafe { bindings::pci_dev_get(raw) };
         // INVARIANT: we hold a reference on the valid device.
         core::ptr::NonNull::new(raw).map(|pdev| Self { pdev })
@@ -118,7 +129,17 @@ impl Vf {
         } else {
             0
         };
-        // SAFETY: `pdev` is valid (type invariant); `&mut self` serialises.
+        // SAFETY: `virtio_pci_admin_mode_set()` needs a valid VF `struct
+        // pci_dev` whose commands the caller serialises, with a VF driver
+        // attached:
+        // - `pdev` is valid: we hold a reference on it (type invariant);
+        // - `&mut self` serialises the commands sent through this `Vf`;
+        // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
+        //   valid only while a VF driver is attached, which holds while the
+        //   binding that made this `Vf` in its probe lasts. FIXME: nothing
+        //   stops a `Vf` that outlives the binding (the driver keeps it in
+        //   the device data, which an open migration file can keep after
+        //   `remove`) from sending a command.
         admin_result(unsafe { bindings::virtio_pci_admin_mode_set(self.raw(), flags) })
     }
 
@@ -129,7 +150,18 @@ impl Vf {
             PartsOp::Set => bindings::VIRTIO_RESOURCE_OBJ_DEV_PARTS_TYPE_SET,
         };
         let mut id = 0u32;
-        // SAFETY: `pdev` is valid; `id` is a valid out pointer.
+        // SAFETY: `virtio_pci_admin_obj_create()` needs a valid VF `struct
+        // pci_dev` whose commands the caller serialises, with a VF driver
+        // attached, and a `u32` for the new id:
+        // - `pdev` is valid: we hold a reference on it (type invariant);
+        // - `&mut self` serialises the commands sent through this `Vf`;
+        // - `id` is a local, valid for writes;
+        // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
+        //   valid only while a VF driver is attached, which holds while the
+        //   binding that made this `Vf` in its probe lasts. FIXME: nothing
+        //   stops a `Vf` that outlives the binding (the driver keeps it in
+        //   the device data, which an open migration file can keep after
+        //   `remove`) from sending a command.
         admin_result(unsafe {
             bindings::virtio_pci_admin_obj_create(
                 self.raw(),
@@ -157,9 +189,20 @@ impl Vf {
             return;
         }
         for attempt in 0..2 {
-            // SAFETY: `pdev` is valid (type invariant) and `&mut self`
-            // serialises the command with the VF's others; the object
-            // exists on this VF (invariant of `obj`).
+            // SAFETY: `virtio_pci_admin_obj_destroy()` needs a valid VF `struct
+            // pci_dev` whose commands the caller serialises, with a VF driver
+            // attached, and an object of that VF:
+            // - `pdev` is valid: we hold a reference on it (type invariant);
+            // - `&mut self` serialises the commands sent through this `Vf`;
+            // - `obj.id` exists on this VF: `obj` is live until this function
+            //   consumes it, and `owner` was checked above (type invariant of
+            //   `PartsObject`);
+            // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
+            //   valid only while a VF driver is attached, which holds while the
+            //   binding that made this `Vf` in its probe lasts. FIXME: nothing
+            //   stops a `Vf` that outlives the binding (the driver keeps it in
+            //   the device data, which an open migration file can keep after
+            //   `remove`) from sending a command.
             let ret = unsafe {
                 bindings::virtio_pci_admin_obj_destroy(
                     self.raw(),
@@ -196,7 +239,20 @@ impl Vf {
     pub fn parts_size(&mut self, obj: &PartsObject) -> Result<u32> {
         self.owns(obj)?;
         let mut size = 0u32;
-        // SAFETY: `pdev` is valid; `size` is a valid out pointer.
+        // SAFETY: `virtio_pci_admin_dev_parts_metadata_get()` needs a valid VF
+        // `struct pci_dev` whose commands the caller serialises, with a VF
+        // driver attached, an object of that VF and a `u32` for the size:
+        // - `pdev` is valid: we hold a reference on it (type invariant);
+        // - `&mut self` serialises the commands sent through this `Vf`;
+        // - `obj.id` exists on this VF: `obj` is live while borrowed, and
+        //   `owns` checked its `owner` (type invariant of `PartsObject`);
+        // - `size` is a local, valid for writes;
+        // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`, valid
+        //   only while a VF driver is attached, which holds while the binding
+        //   that made this `Vf` in its probe lasts. FIXME: nothing stops a `Vf`
+        //   that outlives the binding (the driver keeps it in the device data,
+        //   which an open migration file can keep after `remove`) from sending
+        //   a command.
         admin_result(unsafe {
             bindings::virtio_pci_admin_dev_parts_metadata_get(
                 self.raw(),
@@ -216,8 +272,26 @@ impl Vf {
         let pdev = self.raw();
         let mut got = 0u32;
         buf.with_sg(len as usize, |sg| {
-            // SAFETY: `pdev` is valid; `sg` is an end-marked list over
-            // `len` bytes of `buf`, borrowed for this call; `got` is valid.
+            // SAFETY: `virtio_pci_admin_dev_parts_get()` needs a valid VF
+            // `struct pci_dev` whose commands the caller serialises, with a VF
+            // driver attached, an object of that VF, an end-marked result list
+            // the device may write and a `u32` for the bytes written:
+            // - `pdev` is valid: we hold a reference on it (type invariant);
+            // - `&mut self` serialises the commands sent through this `Vf`;
+            // - `obj.id` exists on this VF: `obj` is live while borrowed, and
+            //   `owns` checked its `owner` (type invariant of `PartsObject`);
+            // - `sg` is an end-marked list over the first `len` bytes of `buf`,
+            //   valid until `with_sg` frees it after this closure. FIXME: the
+            //   device writes those pages while `buf` is only borrowed shared,
+            //   so another thread may read them meanwhile
+            //   (`PageBuffer::copy_to_user`, which assumes no writer);
+            // - `got` is a local, valid for writes;
+            // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
+            //   valid only while a VF driver is attached, which holds while the
+            //   binding that made this `Vf` in its probe lasts. FIXME: nothing
+            //   stops a `Vf` that outlives the binding (the driver keeps it in
+            //   the device data, which an open migration file can keep after
+            //   `remove`) from sending a command.
             admin_result(unsafe {
                 bindings::virtio_pci_admin_dev_parts_get(
                     pdev,
@@ -241,8 +315,22 @@ impl Vf {
         self.owns(obj)?;
         let pdev = self.raw();
         buf.with_sg(len, |sg| {
-            // SAFETY: `pdev` is valid; `sg` is an end-marked list over `len`
-            // bytes of `buf`, borrowed for this call.
+            // SAFETY: `virtio_pci_admin_dev_parts_set()` needs a valid VF
+            // `struct pci_dev` whose commands the caller serialises, with a VF
+            // driver attached and an end-marked list of the data, which the
+            // device reads:
+            // - `pdev` is valid: we hold a reference on it (type invariant);
+            // - `&mut self` serialises the commands sent through this `Vf`;
+            // - `sg` is an end-marked list over the first `len` bytes of `buf`
+            //   (the object's header, then device parts), valid until `with_sg`
+            //   frees it after this closure; the device only reads it, which
+            //   the shared borrow of `buf` allows;
+            // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
+            //   valid only while a VF driver is attached, which holds while the
+            //   binding that made this `Vf` in its probe lasts. FIXME: nothing
+            //   stops a `Vf` that outlives the binding (the driver keeps it in
+            //   the device data, which an open migration file can keep after
+            //   `remove`) from sending a command.
             admin_result(unsafe { bindings::virtio_pci_admin_dev_parts_set(pdev, sg.as_raw()) })
         })?
     }
@@ -250,7 +338,9 @@ impl Vf {
 
 impl Drop for Vf {
     fn drop(&mut self) {
-        // SAFETY: we hold a reference (type invariant).
+        // SAFETY: `pci_dev_put()` needs a reference to give back: we hold
+        // one on `pdev` (type invariant, taken in `with_dev_parts`), and
+        // `self` is not used after `drop`.
         unsafe { bindings::pci_dev_put(self.raw()) };
     }
 }
@@ -269,9 +359,13 @@ pub struct PartsObject {
     live: bool,
 }
 
-// SAFETY: `owner` is never dereferenced; the rest is plain data.
+// SAFETY: `owner` is a pointer that is only compared, never dereferenced
+// (type invariant), and the other fields are plain data; dropping a
+// `PartsObject` only bumps an atomic counter and logs, on any thread.
 unsafe impl Send for PartsObject {}
-// SAFETY: as above.
+// SAFETY: `&PartsObject` exposes only the plain `id` and `op` values and
+// the `owner` pointer for comparison (never dereferenced, type
+// invariant), and nothing writes them through a shared reference.
 unsafe impl Sync for PartsObject {}
 
 impl PartsObject {

@@ -89,16 +89,25 @@ impl<M: MigrationOps> MigTable<M> {
         new: u32,
         filep: *mut *mut bindings::file,
     ) -> c_int {
-        // SAFETY: only devices of driver `M::Driver` get this table
-        // (`NewDevice::set_migration`), and the vfio core calls it while
-        // the device is alive.
+        // SAFETY: `from_vdev()` needs the `vfio_device` of a
+        // `CoreDevice<M::Driver>` live for the returned lifetime:
+        // - our C trampoline calls this only for a device whose `mig_ops`
+        //   is this table's `ops`, which only `set_migration::<M>` installs,
+        //   on a `NewDevice<M::Driver>`, i.e. a `CoreDevice<M::Driver>`;
+        // - the vfio core calls the migration callbacks from the
+        //   `VFIO_DEVICE_FEATURE` ioctl of an open device file, so the
+        //   device is registered and the binding's reference keeps it alive
+        //   for the whole call, which `dev` does not outlive.
         let dev = unsafe { CoreDevice::<M::Driver>::from_vdev(vdev) };
         from_result(|| {
             let new = MigState::from_u32(new).ok_or(EINVAL)?;
             let file = M::set_state(dev, new)?;
             let raw = file.map_or(core::ptr::null_mut(), |f| ARef::into_raw(f).as_ptr());
-            // SAFETY: `filep` is valid for writes (function safety
-            // requirement). The vfio core takes over our file reference.
+            // SAFETY: `write()` needs `filep` valid for writes and aligned:
+            // our C trampoline passes the address of its local `struct file
+            // *` (safety requirement of this function). The vfio core then
+            // installs the file in a new fd or `fput()`s it, taking over the
+            // reference that `ARef::into_raw()` gave up.
             unsafe { filep.write(raw.cast()) };
             Ok(0)
         })
@@ -108,12 +117,21 @@ impl<M: MigrationOps> MigTable<M> {
     ///
     /// As for [`Self::set_state`]; `state` is valid for writes.
     unsafe extern "C" fn get_state(vdev: *mut bindings::vfio_device, state: *mut u32) -> c_int {
-        // SAFETY: as in `set_state`.
+        // SAFETY: `from_vdev()` needs the `vfio_device` of a
+        // `CoreDevice<M::Driver>` live for the returned lifetime:
+        // - our C trampoline calls this only for a device whose `mig_ops`
+        //   is this table's `ops`, which only `set_migration::<M>` installs,
+        //   on a `NewDevice<M::Driver>`, i.e. a `CoreDevice<M::Driver>`;
+        // - the vfio core calls the migration callbacks from the
+        //   `VFIO_DEVICE_FEATURE` ioctl of an open device file, so the
+        //   device is registered and the binding's reference keeps it alive
+        //   for the whole call, which `dev` does not outlive.
         let dev = unsafe { CoreDevice::<M::Driver>::from_vdev(vdev) };
         from_result(|| {
             let s = M::get_state(dev)?;
-            // SAFETY: `state` is valid for writes (function safety
-            // requirement).
+            // SAFETY: `write()` needs `state` valid for writes and aligned:
+            // our C trampoline passes the address of its local `u32` (safety
+            // requirement of this function).
             unsafe { state.write(s.as_u32()) };
             Ok(0)
         })
@@ -126,12 +144,21 @@ impl<M: MigrationOps> MigTable<M> {
         vdev: *mut bindings::vfio_device,
         len: *mut c_ulong,
     ) -> c_int {
-        // SAFETY: as in `set_state`.
+        // SAFETY: `from_vdev()` needs the `vfio_device` of a
+        // `CoreDevice<M::Driver>` live for the returned lifetime:
+        // - our C trampoline calls this only for a device whose `mig_ops`
+        //   is this table's `ops`, which only `set_migration::<M>` installs,
+        //   on a `NewDevice<M::Driver>`, i.e. a `CoreDevice<M::Driver>`;
+        // - the vfio core calls the migration callbacks from the
+        //   `VFIO_DEVICE_FEATURE` ioctl of an open device file, so the
+        //   device is registered and the binding's reference keeps it alive
+        //   for the whole call, which `dev` does not outlive.
         let dev = unsafe { CoreDevice::<M::Driver>::from_vdev(vdev) };
         from_result(|| {
             let n = M::get_data_size(dev)?;
-            // SAFETY: `len` is valid for writes (function safety
-            // requirement).
+            // SAFETY: `write()` needs `len` valid for writes and aligned:
+            // our C trampoline passes on the vfio core's pointer to its local
+            // `unsigned long` (safety requirement of this function).
             unsafe { len.write(n) };
             Ok(0)
         })
@@ -146,11 +173,18 @@ impl<T: Driver> NewDevice<T> {
         let table: &'static bindings::virtio_rs_mig_ops = &MigTable::<M>::TABLE;
         let vdev = self.device().vdev();
         // SAFETY:
-        // - `vdev` is the live `struct vfio_device` of the device, which is
-        //   not registered yet (type invariant of `NewDevice`): nothing else
-        //   reads these two fields now, and `&mut self` excludes another
-        //   call here;
-        // - the table is 'static and `ops` is its member, as the C
+        // - `vdev` is the `struct vfio_device` of the device, live while
+        //   `self` holds its reference, so both fields are valid for
+        //   writes;
+        // - the device is not registered yet (type invariant of
+        //   `NewDevice`), so the vfio core reads neither field yet, as
+        //   `include/linux/vfio.h` requires, and `&mut self` excludes
+        //   another call here. FIXME: the types do not make the probe path
+        //   the only user: `device()` lends a `&CoreDevice<T>`, from which
+        //   `ARef::from` makes a reference that can go to another thread
+        //   and read `migration_flags` (`CoreDevice::mig_next_state`)
+        //   while this writes it;
+        // - the table is `'static` and `ops` is its member, as the C
         //   trampolines' `container_of()` expects.
         unsafe {
             (*vdev).migration_flags = flags;
@@ -180,8 +214,15 @@ impl<T: Driver> CoreDevice<T> {
     /// reachable with the device's migration flags.
     pub fn mig_next_state(&self, cur: MigState, new: MigState) -> Result<MigState> {
         let mut next = bindings::vfio_device_mig_state(0);
-        // SAFETY: `vdev` is a live device (type invariant); `next` is a
-        // valid out pointer. A direct call: no kCFI check applies.
+        // SAFETY: `vfio_mig_get_next_state()` needs a valid `struct
+        // vfio_device` and a valid pointer for the next state:
+        // - `self.vdev()` is the `vfio_device` of this live object (type
+        //   invariant); the function reads only its `migration_flags`,
+        //   which `NewDevice::set_migration` writes before registration;
+        // - `next` is a local, valid for writes;
+        // - `cur` and `new` are states of the uAPI enum (`MigState`), and
+        //   the function checks them against its tables anyway.
+        // A direct call: no kCFI check applies.
         to_result(unsafe {
             bindings::vfio_mig_get_next_state(
                 self.vdev(),
@@ -198,8 +239,14 @@ impl<T: Driver> CoreDevice<T> {
     /// `ENOTTY` for another command, `EFAULT`, `EINVAL` for a short `argsz`.
     pub fn precopy_info_request(&self, cmd: u32, arg: usize) -> Result<PrecopyInfo> {
         let mut info = bindings::vfio_precopy_info::default();
-        // SAFETY: `vdev` is live; `info` is a valid out pointer; the helper
-        // only copies from the user address `arg`.
+        // SAFETY: `vfio_check_precopy_ioctl()` (through our helper) needs a
+        // valid `struct vfio_device` and a valid `struct vfio_precopy_info`
+        // to fill:
+        // - `self.vdev()` is the `vfio_device` of this live object (type
+        //   invariant); the helper reads only its `precopy_info_v2` byte;
+        // - `info` is a local, valid for writes;
+        // - `arg` is used only as a user address, through
+        //   `copy_from_user()`, which checks it and fails with `EFAULT`.
         to_result(unsafe {
             bindings::virtio_rs_helper_vfio_check_precopy_ioctl(self.vdev(), cmd, arg, &mut info)
         })?;

@@ -69,8 +69,10 @@ impl VfioPciDeviceId {
     }
 }
 
-// SAFETY: `VfioPciDeviceId` is a `#[repr(transparent)]` wrapper of
-// `struct pci_device_id` and adds no state.
+// SAFETY: `RawDeviceId` requires `Self` to be layout-compatible with
+// `RawType`, so that `IdArray::new` may transmute one into the other:
+// `VfioPciDeviceId` is `#[repr(transparent)]` over its only field, a
+// `bindings::pci_device_id`, which is `RawType`, and adds no state.
 unsafe impl RawDeviceId for VfioPciDeviceId {
     type RawType = bindings::pci_device_id;
 }
@@ -81,8 +83,10 @@ unsafe impl RawDeviceId for VfioPciDeviceId {
 pub fn check_layout() -> Result {
     let rust_size = core::mem::size_of::<bindings::vfio_pci_core_device>();
     let rust_pdev = core::mem::offset_of!(bindings::vfio_pci_core_device, pdev);
-    // SAFETY: both helpers take no arguments and only evaluate `sizeof` and
-    // `offsetof` on the C type: there is nothing they could access.
+    // SAFETY: the two helpers of `helpers.c` take no arguments and only
+    // return `sizeof` and `offsetof` of `struct vfio_pci_core_device`,
+    // which the C compiler evaluates: they access no memory and have no
+    // precondition.
     let (c_size, c_pdev) = unsafe {
         (
             bindings::virtio_rs_helper_sizeof_vfio_pci_core_device(),
@@ -116,20 +120,36 @@ impl ProbeDevice<'_> {
 
     /// PCI vendor id.
     pub fn vendor_id(&self) -> u16 {
-        // SAFETY: `pdev` is valid during probe (type invariant of the
-        // borrow); `vendor` is set at enumeration and never changes.
+        // SAFETY:
+        // - `pdev` points to the `struct pci_dev` the PCI core is probing:
+        //   a `ProbeDevice` is only built by `Registration::probe` for that
+        //   device and only lent (`&ProbeDevice`) to `Driver::probe`, so
+        //   the device is valid for as long as `self` is;
+        // - `vendor` is set when the device is enumerated and never written
+        //   again, so this plain read races with no writer.
         unsafe { (*self.raw()).vendor }
     }
 
     /// PCI device id.
     pub fn device_id(&self) -> u16 {
-        // SAFETY: as for `vendor`.
+        // SAFETY:
+        // - `pdev` points to the `struct pci_dev` the PCI core is probing:
+        //   a `ProbeDevice` is only built by `Registration::probe` for that
+        //   device and only lent (`&ProbeDevice`) to `Driver::probe`, so
+        //   the device is valid for as long as `self` is;
+        // - `device` is set when the device is enumerated and never written
+        //   again, so this plain read races with no writer.
         unsafe { (*self.raw()).device }
     }
 
     /// Whether the device is an SR-IOV virtual function.
     pub fn is_virtfn(&self) -> bool {
-        // SAFETY: `pdev` is valid during probe.
+        // SAFETY: `virtio_rs_helper_pci_is_virtfn()` reads `pdev->is_virtfn`
+        // and needs a valid `struct pci_dev`: `pdev` is the device the PCI
+        // core is probing (a `ProbeDevice` is only built by
+        // `Registration::probe` for it and only lent to `Driver::probe`), so
+        // it is valid for as long as `self` is. The bit is set when the VF
+        // is created and never changes.
         unsafe { bindings::virtio_rs_helper_pci_is_virtfn(self.raw()) }
     }
 
@@ -141,8 +161,16 @@ impl ProbeDevice<'_> {
 
 impl AsRef<device::Device> for ProbeDevice<'_> {
     fn as_ref(&self) -> &device::Device {
-        // SAFETY: `pdev` is valid during probe, so is its embedded
-        // `struct device`, and the borrow does not outlive the probe.
+        // SAFETY: `Device::from_raw()` needs a valid `struct device` whose
+        // reference count cannot drop to zero while the returned reference
+        // exists:
+        // - `pdev` is the device the PCI core is probing (a `ProbeDevice` is
+        //   only built by `Registration::probe` for it), so its embedded
+        //   `dev` is a valid, registered `struct device`;
+        // - removing the device (which drops its last reference) first
+        //   unbinds it under the device lock that the probe holds, so the
+        //   count stays non-zero for the whole probe call, and the returned
+        //   reference borrows `self`, which does not outlive that call.
         unsafe { device::Device::from_raw(&raw mut (*self.raw()).dev) }
     }
 }
@@ -229,23 +257,57 @@ pub struct CoreDevice<T: Driver> {
 // `struct vfio_pci_core_device`.
 const _: () = assert!(core::mem::offset_of!(bindings::vfio_pci_core_device, vdev) == 0);
 
-// SAFETY: the C object is designed to be used from any thread (the vfio
-// core serialises what needs it), and `T::Data: Send + Sync`.
+// SAFETY: a `CoreDevice<T>` is never handed out by value (`create` makes
+// it in the vfio core's allocation), so `Send` matters for
+// `ARef<CoreDevice<T>>`: whoever drops the last reference runs `release`
+// on its own thread, which drops `T::Data` there (`T::Data: Send`) and
+// calls `vfio_pci_core_release_dev()` and `pci_dev_put()`, which any
+// thread in process context may call.
 unsafe impl<T: Driver> Send for CoreDevice<T> {}
-// SAFETY: as above.
+// SAFETY: `&CoreDevice<T>` may be used from several threads at once:
+// - `data()` hands out `Pin<&T::Data>`, and `T::Data: Sync`;
+// - the reference count (`get_device()`) is atomic, and `pdev()`/`vdev()`
+//   read only fields fixed at allocation;
+// - the vfio core shares the C object with every thread that uses the
+//   device, and `vfio_pci_core` protects its state with its own locks,
+//   except what `enable`, `finish_enable`, `disable` and `close_core`
+//   touch: that relies on the vfio core's `dev_set->lock`, held only when
+//   they are called from `open_device`/`close_device`, as their
+//   documentation requires. FIXME: that requirement is not enforced.
 unsafe impl<T: Driver> Sync for CoreDevice<T> {}
 
-// SAFETY: `get_device()`/`put_device()` on `vdev.device` manage the
-// allocation's lifetime (`vfio_put_device()` is `put_device()`), and the
-// object is freed only when the count reaches zero.
+// SAFETY: `AlwaysRefCounted` requires that an increment keeps the object
+// alive until the matching decrement and that every instance is
+// reference counted:
+// - `inc_ref`/`dec_ref` use `get_device()`/`put_device()` on
+//   `vdev.device` (`vfio_put_device()` is `put_device()`), the count that
+//   `vfio_init_device()` initialised, and the vfio core frees the
+//   allocation only in the release of that device, when the count
+//   reaches zero;
+// - every `CoreDevice<T>` lives in an allocation of `_vfio_alloc_device()`
+//   (type invariant; `create` is the only constructor and the fields are
+//   private), so every instance carries that count.
 unsafe impl<T: Driver> AlwaysRefCounted for CoreDevice<T> {
     fn inc_ref(&self) {
-        // SAFETY: `self` is a live reference, so the count is non-zero.
+        // SAFETY: `get_device()` needs a valid, initialised `struct device`
+        // with a non-zero count:
+        // - `vdev.device` was initialised by `vfio_init_device()` when the
+        //   object was allocated (type invariant);
+        // - a `&CoreDevice<T>` only exists while a reference is held (an
+        //   `ARef`, the binding's, or the vfio core's during a callback),
+        //   so the count is not zero.
         unsafe { bindings::get_device(&raw mut (*self.vdev()).device) };
     }
 
     unsafe fn dec_ref(obj: NonNull<Self>) {
-        // SAFETY: the caller owns a reference, which it gives up here.
+        // SAFETY:
+        // - the caller owns a reference (safety requirement of `dec_ref`),
+        //   so `obj` points to a live `CoreDevice<T>` and `as_ref()` is
+        //   valid until the put below;
+        // - `virtio_rs_helper_vfio_put_device()` is `vfio_put_device()`,
+        //   which needs a reference to give back: the caller's, which it
+        //   gives up here; the object may be freed, and nothing here uses
+        //   it afterwards.
         unsafe { bindings::virtio_rs_helper_vfio_put_device(obj.as_ref().vdev()) };
     }
 }
@@ -257,10 +319,19 @@ impl<T: Driver> CoreDevice<T> {
         data: impl PinInit<T::Data, Error>,
     ) -> Result<NewDevice<T>> {
         build_assert!(core::mem::align_of::<Self>() <= 8);
-        // SAFETY: `pdev` is being probed, so `pdev->dev` is valid; the ops
-        // table is 'static; the size covers `Self`. On success this returns
-        // a zeroed object of that size with `vdev` initialised and one
-        // reference, after running `ops->init` (vfio_pci_core_init_dev).
+        // SAFETY: `_vfio_alloc_device()` needs a size covering the
+        // driver's structure, whose first member is the `vfio_device`, a
+        // valid device and an ops table that outlives the device:
+        // - `size_of::<Self>()` covers `Self`, which starts with `struct
+        //   vfio_pci_core_device`, whose first member is `vdev` (the
+        //   assertion above);
+        // - `pdev` is being probed, so `pdev->dev` is a valid, live device,
+        //   and it is a PCI device's, as `ops->init`
+        //   (`vfio_pci_core_init_dev()`) expects;
+        // - `&OpsTable::<O>::TABLE` is a promoted constant: it has
+        //   `'static` storage.
+        // On success this returns a zeroed object of that size with `vdev`
+        // initialised and one reference, after running `ops->init`.
         let vdev = unsafe {
             bindings::_vfio_alloc_device(
                 core::mem::size_of::<Self>(),
@@ -270,33 +341,53 @@ impl<T: Driver> CoreDevice<T> {
         };
         let vdev = kernel::error::from_err_ptr(vdev)?;
         let this = vdev.cast::<Self>();
-        // SAFETY: `pdev` is valid; the reference is dropped in `release`,
-        // which runs for every successfully allocated device.
+        // SAFETY: `pci_dev_get()` needs a valid `struct pci_dev`: `pdev` is
+        // the device being probed. The reference it takes is the one the
+        // type invariant of `CoreDevice` requires; `release`, which runs
+        // once for every successfully allocated device (also when `dev` is
+        // dropped on the error path below), gives it back.
         unsafe { bindings::pci_dev_get(pdev.as_raw()) };
-        // The data is initialised through `this`, the pointer the allocator
-        // returned, before any reference to the object exists: `Self` has
-        // no interior mutability outside `core`, so a write through a
-        // pointer derived from `&Self` would be undefined behaviour.
-        //
-        // SAFETY: `this` points to a live, zeroed allocation of
-        // `size_of::<Self>()` bytes that only this function knows about;
-        // `data` is a field of it, so the projection stays in bounds.
+        // SAFETY: `&raw mut (*this).data` only computes the address of a
+        // field, which must stay in bounds of a live allocation:
+        // - `this` points to a live, zeroed allocation of
+        //   `size_of::<Self>()` bytes that only this function knows about;
+        // - `data` is a field of `Self`, so the projection stays in bounds;
+        // - no reference to the object exists yet: the data is initialised
+        //   through `this`, the pointer the allocator returned, because
+        //   `Self` has no interior mutability outside `core`, so a write
+        //   through a pointer derived from `&Self` would be undefined
+        //   behaviour.
         let slot = unsafe { (&raw mut (*this).data).cast::<T::Data>() };
-        // SAFETY:
-        // - `slot` is valid for writes and uninitialised (zeroed memory);
-        // - the allocation never moves (the vfio core frees it in place), so
-        //   the data is pinned;
-        // - on error the slot is left alone: `data_init` stays false, so
-        //   `release` (run when the reference below is dropped) skips it.
+        // SAFETY: `raw_try_init()` requires:
+        // - `slot` valid for writes and uninitialised: it points into the
+        //   live allocation above, aligned for `T::Data` (`kvzalloc()`
+        //   aligns to at least 8, `align_of::<Self>() <= 8` and `data` is a
+        //   field of `Self`), and holds zeroes, which `MaybeUninit` allows;
+        // - the slot not to move until it is dropped: the vfio core never
+        //   moves the allocation and frees it in place, after `release`
+        //   dropped the data;
+        // - the slot not to be touched on error: `data_init` then stays
+        //   false, so `release` (run when the reference below is dropped)
+        //   skips it.
         let res = unsafe { pin_init::raw_try_init(slot, data) };
         if res.is_ok() {
             // INVARIANT: `data` is initialised before the device is shared.
-            // SAFETY: as for `slot`: the allocation is still ours alone.
+            // SAFETY: the write goes through `this`, the pointer the
+            // allocator returned, to the `data_init` field of the live,
+            // 8-aligned allocation of `size_of::<Self>()` bytes; no
+            // reference to the object exists yet and only this function
+            // knows it, so nothing else reads or writes the field.
             unsafe { (&raw mut (*this).data_init).write(true) };
         }
         // INVARIANT: allocated with the size of `Self` and ops for `T`.
-        // SAFETY: `vdev` is the first member, at offset 0 of `Self` (see
-        // the assertion above), non-NULL, and we own its initial reference.
+        // SAFETY: `ARef::from_raw()` needs a non-NULL pointer whose
+        // reference we own and give up:
+        // - `this` is the `vdev` that `_vfio_alloc_device()` returned, which
+        //   is never NULL (a device or an error pointer, handled above) and
+        //   sits at offset 0 of `Self` (the assertion above), so it is the
+        //   `CoreDevice<T>`;
+        // - the initial reference of `vdev.device` is ours and passes to
+        //   `dev`; `this` is not used after this.
         let dev: ARef<Self> = unsafe { ARef::from_raw(NonNull::new_unchecked(this)) };
         // On error, dropping `dev` releases the allocation.
         res?;
@@ -308,7 +399,14 @@ impl<T: Driver> CoreDevice<T> {
     ///
     /// `vdev` must be the `vfio_device` of a live `CoreDevice<T>`.
     pub(crate) unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
-        // SAFETY: `vdev` is at offset 0 of `Self` (type invariant).
+        // SAFETY: the caller guarantees that `vdev` is the `vfio_device` of
+        // a `CoreDevice<T>` that is live for `'a`. `vdev` is the first
+        // member of `struct vfio_pci_core_device` (the assertion above),
+        // which is `core`, the first field of the `#[repr(C)]` `Self`, and
+        // `Opaque` is `#[repr(transparent)]`: the cast yields that
+        // `CoreDevice<T>`, valid and aligned for `'a`, and a shared
+        // reference to it is allowed (the C side only changes `core`, an
+        // `Opaque`).
         unsafe { &*vdev.cast::<Self>() }
     }
 
@@ -317,59 +415,114 @@ impl<T: Driver> CoreDevice<T> {
     }
 
     pub(crate) fn vdev(&self) -> *mut bindings::vfio_device {
-        // SAFETY: `core` is valid (type invariant); taking the field's
-        // address does not read it.
+        // SAFETY: `self.core()` points to the `struct vfio_pci_core_device`
+        // of this live object (type invariant), so the projection to its
+        // `vdev` member stays in bounds; `&raw mut` only takes the address
+        // and reads nothing.
         unsafe { &raw mut (*self.core()).vdev }
     }
 
     /// The raw `struct pci_dev`, for the other abstraction modules. Valid
     /// while `self` is (type invariant).
     pub(crate) fn pdev(&self) -> *mut bindings::pci_dev {
-        // SAFETY: `pdev` is set by `vfio_pci_core_init_dev()` during
-        // allocation and never changes.
+        // SAFETY: `self.core()` points to the `struct vfio_pci_core_device`
+        // of this live object (type invariant), and its `pdev` member was
+        // written by `vfio_pci_core_init_dev()` inside
+        // `_vfio_alloc_device()`, before any reference to the object
+        // existed, and is never written again: this read races with no
+        // writer.
         unsafe { (*self.core()).pdev }
     }
 
     /// The driver's data.
     pub fn data(&self) -> Pin<&T::Data> {
-        // SAFETY: `data` is initialised before anyone but the probe path
-        // sees the device (type invariant) and is never moved (it lives in
-        // the C allocation).
+        // SAFETY:
+        // - `assume_init_ref()` needs `data` initialised: a
+        //   `&CoreDevice<T>` exists outside `create` only for a device whose
+        //   data was initialised, as `create` hands the device out (as a
+        //   `NewDevice`) only then, and every later reference (from the vfio
+        //   or PCI core, or an `ARef`) is to a device that came out of a
+        //   `NewDevice` (type invariant: `data_init` is set before the
+        //   device is shared);
+        // - `Pin::new_unchecked()` needs the data never to move until it is
+        //   dropped: it lives in the vfio core's allocation, which is never
+        //   moved, and `release` drops it in place before the allocation is
+        //   freed.
         unsafe { Pin::new_unchecked(self.data.assume_init_ref()) }
     }
 
     /// `vfio_pci_core_enable()`: enable and reset the function for
     /// userspace. Only in `open_device`.
     pub fn enable(&self) -> Result {
-        // SAFETY: `core` is a registered core device being opened.
+        // SAFETY: `vfio_pci_core_enable()` needs a registered core device
+        // being opened, with the vfio core's `dev_set->lock` held, which
+        // serialises it with the other open and close paths of the device
+        // set:
+        // - `self.core()` is this live object's `vfio_pci_core_device` (type
+        //   invariant);
+        // - the device is registered and the lock held when this is called
+        //   from `open_device`, as the documentation of this method
+        //   requires. FIXME: nothing enforces that: this is a safe method,
+        //   and a call from anywhere else races with the vfio core.
         to_result(unsafe { bindings::vfio_pci_core_enable(self.core()) })
     }
 
     /// `vfio_pci_core_finish_enable()`. Only in `open_device`, after
     /// [`Self::enable`].
     pub fn finish_enable(&self) {
-        // SAFETY: as for `enable`.
+        // SAFETY: `vfio_pci_core_finish_enable()` needs a core device that
+        // `vfio_pci_core_enable()` enabled in the `open_device` running now,
+        // with the vfio core's `dev_set->lock` held, which serialises it
+        // with the other open and close paths of the device set:
+        // - `self.core()` is this live object's `vfio_pci_core_device` (type
+        //   invariant);
+        // - the device was enabled and the lock is held when this is called
+        //   from `open_device` after `enable`, as the documentation of this
+        //   method requires. FIXME: nothing enforces that: this is a safe
+        //   method, and a call from anywhere else races with the vfio core.
         unsafe { bindings::vfio_pci_core_finish_enable(self.core()) }
     }
 
     /// `vfio_pci_core_disable()`: undo [`Self::enable`] when a later step
     /// of `open_device` fails.
     pub fn disable(&self) {
-        // SAFETY: as for `enable`.
+        // SAFETY: `vfio_pci_core_disable()` needs a core device that
+        // `vfio_pci_core_enable()` enabled, with the vfio core's
+        // `dev_set->lock` held (it asserts that with lockdep):
+        // - `self.core()` is this live object's `vfio_pci_core_device` (type
+        //   invariant);
+        // - the device was enabled and the lock is held when this is called
+        //   from `open_device` after a successful `enable`, as the
+        //   documentation of this method requires. FIXME: nothing enforces
+        //   that: this is a safe method, and a call from anywhere else
+        //   races with the vfio core or disables the device twice.
         unsafe { bindings::vfio_pci_core_disable(self.core()) }
     }
 
     /// `vfio_pci_core_close_device()`. Only in `close_device`.
     pub fn close_core(&self) {
-        // SAFETY: called from `close_device` of this device.
+        // SAFETY: `vfio_pci_core_close_device()` needs the `vfio_device` of
+        // an opened `vfio_pci_core_device`, on its last close, with the
+        // vfio core's `dev_set->lock` held:
+        // - `self.vdev()` is the `vfio_device` of this live object (type
+        //   invariant), embedded in its `vfio_pci_core_device`;
+        // - the device is open and the lock is held when this is called
+        //   from `close_device`, as the documentation of this method
+        //   requires. FIXME: nothing enforces that: this is a safe method,
+        //   and a call from anywhere else races with the vfio core or
+        //   closes the device twice.
         unsafe { bindings::vfio_pci_core_close_device(self.vdev()) }
     }
 }
 
 impl<T: Driver> AsRef<device::Device> for CoreDevice<T> {
     fn as_ref(&self) -> &device::Device {
-        // SAFETY: the PCI device outlives its vfio device (the vfio device
-        // holds a reference on its parent).
+        // SAFETY: `Device::from_raw()` needs a valid `struct device` whose
+        // count cannot drop to zero while the returned reference exists:
+        // `self.pdev()` is the `struct pci_dev` on which this object holds
+        // a reference from allocation to `release` (type invariant), so its
+        // `dev` is valid with a non-zero count while `self` is, and the
+        // returned reference borrows `self`.
         unsafe { device::Device::from_raw(&raw mut (*self.pdev()).dev) }
     }
 }
@@ -424,7 +577,10 @@ impl<O: DeviceOps> OpsTable<O> {
         match_: Some(bindings::vfio_pci_core_match),
         match_token_uuid: Some(bindings::vfio_pci_core_match_token_uuid),
         device_feature: Some(bindings::vfio_pci_core_ioctl_feature),
-        // SAFETY: all-zero is a valid `vfio_device_ops` (NULL callbacks).
+        // SAFETY: every field of `struct vfio_device_ops` is a raw pointer
+        // or an `Option` of a function pointer, for which all-zero bytes
+        // are a valid value (NULL, `None`), so the zeroed value is
+        // initialised; the vfio core treats NULL callbacks as absent.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
 
@@ -433,9 +589,19 @@ impl<O: DeviceOps> OpsTable<O> {
     /// Called by the vfio core with a device of this table.
     unsafe extern "C" fn release(vdev: *mut bindings::vfio_device) {
         let this = vdev.cast::<CoreDevice<O::Driver>>();
-        // SAFETY: the vfio core calls `release` once, when the last
-        // reference is gone; nothing else can access the object now. The
-        // reference to the PCI device taken in `create` is dropped last.
+        // SAFETY:
+        // - the vfio core calls `release` once, from the release of
+        //   `vdev.device` when its count reached zero, for a device whose
+        //   ops are this table, i.e. a `CoreDevice<O::Driver>` (only
+        //   `create::<O>` installs it): no reference to the object is left,
+        //   so the accesses through `this` race with nothing;
+        // - `data` is initialised exactly when `data_init` is true (type
+        //   invariant), so it is dropped in place only then, and once;
+        // - `vfio_pci_core_release_dev()` undoes `vfio_pci_core_init_dev()`
+        //   (`ops->init`), which ran for this device, and runs once;
+        // - `pdev` was read first, and the reference on it taken in
+        //   `create` is still ours; it is dropped last, when nothing uses
+        //   the device any more.
         unsafe {
             let pdev = (*this).pdev();
             if (*this).data_init {
@@ -450,8 +616,15 @@ impl<O: DeviceOps> OpsTable<O> {
     ///
     /// Called by the vfio core with a device of this table.
     unsafe extern "C" fn open_device(vdev: *mut bindings::vfio_device) -> c_int {
-        // SAFETY: the device of this table is a `CoreDevice<O::Driver>`,
-        // alive while userspace opens it.
+        // SAFETY: `from_vdev()` needs the `vfio_device` of a
+        // `CoreDevice<O::Driver>` live for the returned lifetime:
+        // - the vfio core calls `open_device` only for devices whose ops are
+        //   this table, which only `CoreDevice::<O::Driver>::create::<O>`
+        //   installs;
+        // - the device is registered and being opened, so the binding's
+        //   reference (dropped only after `vfio_pci_core_unregister_device()`
+        //   waited for every open file) keeps it alive for the whole call,
+        //   which `dev` does not outlive.
         let dev = unsafe { CoreDevice::<O::Driver>::from_vdev(vdev) };
         from_result(|| O::open_device(dev).map(|()| 0))
     }
@@ -460,7 +633,15 @@ impl<O: DeviceOps> OpsTable<O> {
     ///
     /// Called by the vfio core with a device of this table.
     unsafe extern "C" fn close_device(vdev: *mut bindings::vfio_device) {
-        // SAFETY: as for `open_device`.
+        // SAFETY: `from_vdev()` needs the `vfio_device` of a
+        // `CoreDevice<O::Driver>` live for the returned lifetime:
+        // - the vfio core calls `close_device` only for devices whose ops
+        //   are this table, which only `CoreDevice::<O::Driver>::create::<O>`
+        //   installs;
+        // - it calls it on the last close of an opened, registered device,
+        //   before `vfio_pci_core_unregister_device()` can return, so the
+        //   binding's reference keeps it alive for the whole call, which
+        //   `dev` does not outlive.
         let dev = unsafe { CoreDevice::<O::Driver>::from_vdev(vdev) };
         O::close_device(dev)
     }
@@ -473,7 +654,10 @@ impl<T: Driver> ErrHandlers<T> {
     const TABLE: bindings::pci_error_handlers = bindings::pci_error_handlers {
         error_detected: Some(bindings::vfio_pci_core_aer_err_detected),
         reset_done: Some(Self::reset_done),
-        // SAFETY: all-zero is a valid `pci_error_handlers`.
+        // SAFETY: every field of `struct pci_error_handlers` is an `Option`
+        // of a function pointer, for which all-zero bytes are a valid value
+        // (`None`), so the zeroed value is initialised; the PCI core treats
+        // NULL handlers as absent.
         ..unsafe { MaybeUninit::zeroed().assume_init() }
     };
 
@@ -481,14 +665,24 @@ impl<T: Driver> ErrHandlers<T> {
     ///
     /// Called by the PCI core for a device bound to driver `T`.
     unsafe extern "C" fn reset_done(pdev: *mut bindings::pci_dev) {
-        // SAFETY: `pdev` is bound to our driver, so its driver data is NULL
-        // (before registration) or the `CoreDevice<T>` the binding holds a
-        // reference to until remove, which cannot run concurrently.
+        // SAFETY: `dev_get_drvdata()` reads the driver data of a valid
+        // `struct device`: the PCI core calls `reset_done` with a valid
+        // `pdev`, bound to our driver, under its device lock.
         let core = unsafe { bindings::dev_get_drvdata(&raw mut (*pdev).dev) };
         if core.is_null() {
             return;
         }
-        // SAFETY: see above.
+        // SAFETY: a `&CoreDevice<T>` needs a live `CoreDevice<T>` whose data
+        // is initialised, for as long as the reference is used:
+        // - the driver data of a device bound to our driver is NULL
+        //   (checked above) or was set by `probe` to the binding's
+        //   reference to a `CoreDevice<T>` that came out of a `NewDevice`,
+        //   so its data is initialised (`probe` clears it again if
+        //   registration fails);
+        // - the PCI core calls `reset_done` under the device lock, which
+        //   `probe` and `remove` also hold, so the binding's reference is
+        //   not dropped during this call, which the reference does not
+        //   outlive.
         T::reset_done(unsafe { &*core.cast::<CoreDevice<T>>() })
     }
 }
@@ -507,10 +701,15 @@ pub struct Registration<T: Driver> {
     _p: PhantomData<T>,
 }
 
-// SAFETY: the PCI core serialises use of the registered `pci_driver`; we
-// only touch it in `new` and `drop`.
+// SAFETY: a `Registration<T>` owns the registered `struct pci_driver` and
+// nothing else (`T` is only a marker); the PCI core uses the structure
+// from its own threads whichever thread registered it, and dropping the
+// registration on another thread calls `pci_unregister_driver()`, which
+// any thread in process context may call.
 unsafe impl<T: Driver> Send for Registration<T> {}
-// SAFETY: as above.
+// SAFETY: `&Registration<T>` gives access to nothing: Rust code touches
+// `drv` only in `new` and `drop`, which have exclusive access, and the PCI
+// core serialises its own use of the registered driver.
 unsafe impl<T: Driver> Sync for Registration<T> {}
 
 impl<T: Driver> Registration<T> {
@@ -518,8 +717,24 @@ impl<T: Driver> Registration<T> {
     pub fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             drv <- Opaque::try_ffi_init(|drv: *mut bindings::pci_driver| {
-                // SAFETY: `drv` points to the pinned, zeroed-to-be storage
-                // of this registration.
+                // SAFETY:
+                // - `drv` points to the storage of this registration's
+                //   `Opaque`, valid for writes and pinned; the whole
+                //   structure is written first, zeroed, which is a valid
+                //   value (every field is a raw pointer, an integer, an
+                //   `Option` of a function pointer or a structure of
+                //   those), so the field writes that follow are to an
+                //   initialised value;
+                // - `__pci_register_driver()` needs a driver structure that
+                //   stays valid and in place until `pci_unregister_driver()`:
+                //   it is pinned, and `drop` unregisters it (type
+                //   invariant); if registration fails, nothing is
+                //   registered and the initialiser fails, so `drop` never
+                //   runs;
+                // - the name, the id table (zero-terminated, as `IdTable`
+                //   guarantees) and the error handlers (a promoted
+                //   constant) are `'static`, and `module` is this module,
+                //   which outlives the registration.
                 unsafe {
                     drv.write(core::mem::zeroed());
                     (*drv).name = T::NAME.as_char_ptr();
@@ -548,23 +763,42 @@ impl<T: Driver> Registration<T> {
     ) -> c_int {
         from_result(|| {
             let probe = ProbeDevice {
-                // SAFETY: the PCI core passes a valid device being probed.
+                // SAFETY: the PCI core calls `probe` with a valid, non-NULL
+                // `struct pci_dev`, under its device lock, valid for the
+                // whole call; `probe` lives in this call only and is lent
+                // to `T::probe` by reference.
                 pdev: unsafe { NonNull::new_unchecked(pdev) },
                 _p: PhantomData,
             };
             let NewDevice { dev } = T::probe(&probe)?;
             let dev_ptr = ARef::into_raw(dev);
-            // SAFETY: `vfio_pci_core_register_device()` requires the driver
-            // data to be the core device. Until remove, the binding owns the
-            // reference `dev_ptr`.
+            // SAFETY:
+            // - `pdev` is valid (the PCI core is probing it) and its device
+            //   lock is held, so setting its driver data races with no other
+            //   user of it;
+            // - `dev_ptr` is a reference we own (from `ARef::into_raw`) to a
+            //   live `CoreDevice<T>`, so `as_ref()` is valid; the binding
+            //   owns that reference until `remove`;
+            // - `vfio_pci_core_register_device()` needs a core device
+            //   allocated with `vfio_pci_core_init_dev()` as `ops->init`
+            //   (every `OpsTable` has it), not registered yet (type invariant
+            //   of `NewDevice`, which `T::probe` gave up by value), and
+            //   whose PCI device has it as driver data, which the first
+            //   call sets (for a device of another PCI device, it checks
+            //   that, warns and fails, registering nothing).
             let ret = unsafe {
                 bindings::dev_set_drvdata(&raw mut (*pdev).dev, dev_ptr.as_ptr().cast::<c_void>());
                 bindings::vfio_pci_core_register_device(dev_ptr.as_ref().core())
             };
             if ret != 0 {
-                // SAFETY: registration failed: take the reference back (the
-                // device is released when it is dropped) and clear the
-                // driver data that pointed to it.
+                // SAFETY:
+                // - `pdev` is valid and its device lock is held, so clearing
+                //   the driver data that pointed to the device races with no
+                //   other user of it;
+                // - registration failed, so the vfio core did not take the
+                //   reference `dev_ptr` and nothing else can reach it now:
+                //   `ARef::from_raw()` takes back the reference we own, and
+                //   dropping it releases the device if it was the last one.
                 unsafe {
                     bindings::dev_set_drvdata(&raw mut (*pdev).dev, core::ptr::null_mut());
                     drop(ARef::from_raw(dev_ptr));
@@ -579,18 +813,26 @@ impl<T: Driver> Registration<T> {
     ///
     /// Called by the PCI core for a device we probed successfully.
     unsafe extern "C" fn remove(pdev: *mut bindings::pci_dev) {
-        // SAFETY: `pdev` is a device we probed, so its driver data is the
-        // binding's reference to its `CoreDevice<T>` (set in `probe`).
+        // SAFETY: `dev_get_drvdata()` reads the driver data of a valid
+        // `struct device`: the PCI core calls `remove` with a valid `pdev`
+        // that we probed successfully, under its device lock.
         let core = unsafe { bindings::dev_get_drvdata(&raw mut (*pdev).dev) };
         let Some(core) = NonNull::new(core.cast::<CoreDevice<T>>()) else {
             return;
         };
-        // SAFETY: the binding owns this reference until the end of this
-        // function: the device is alive, and giving the reference back
-        // below is the binding's last use of it.
+        // SAFETY: `ARef::from_raw()` needs a reference we own and give up:
+        // the driver data of a device we probed successfully is the
+        // binding's reference to its `CoreDevice<T>` (set in `probe`), and
+        // the binding gives it to `dev` here, as its last use of it (the
+        // driver core clears the driver data after `remove`, still under
+        // the device lock, so `reset_done` cannot read it in between).
         let dev = unsafe { ARef::from_raw(core) };
-        // SAFETY: `dev` is registered (probe succeeded). This waits until
-        // userspace closed every file of the device.
+        // SAFETY: `vfio_pci_core_unregister_device()` needs a core device
+        // registered with `vfio_pci_core_register_device()`: `probe`
+        // succeeded for this device, so `dev` was registered, and only this
+        // call, once per binding, unregisters it; `dev` keeps it alive
+        // across the call, which waits until userspace closed every file of
+        // the device.
         unsafe { bindings::vfio_pci_core_unregister_device(dev.core()) };
         T::unbind(&dev);
         drop(dev);
@@ -600,7 +842,10 @@ impl<T: Driver> Registration<T> {
 #[pinned_drop]
 impl<T: Driver> PinnedDrop for Registration<T> {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: `drv` was registered by `new` (type invariant).
+        // SAFETY: `pci_unregister_driver()` needs a driver registered with
+        // `__pci_register_driver()` and still in place: a `Registration`
+        // exists only if `new` registered `drv` (type invariant), it is
+        // pinned, and this is the only place that unregisters it, once.
         unsafe { bindings::pci_unregister_driver(self.drv.get()) };
     }
 }
