@@ -1426,10 +1426,11 @@ TEST_F_TIMEOUT(vfpair, mig_eof_only_when_complete, 240)
 		ASSERT_EQ(0, mig_set_state(dev, S_PC, &d.fd));
 		ASSERT_EQ(0, pthread_create(&th, NULL, drain_thread, &d));
 		usleep(rand() % 20000);
-		if (reset)
+		if (reset) {
 			ASSERT_EQ(0, ioctl(dev, VFIO_DEVICE_RESET));
-		else
+		} else {
 			ASSERT_EQ(0, mig_set_state(dev, S_SC, NULL));
+		}
 		pthread_join(th, NULL);
 		if (reset) {
 			EXPECT_EQ(-1, d.last) TH_LOG("round %d: EOF after a reset", round);
