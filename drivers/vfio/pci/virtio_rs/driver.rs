@@ -142,8 +142,12 @@ impl pci::Driver for VirtioVfioPci {
     }
 
     fn unbind(dev: &CoreDevice<Self>) {
-        // The debugfs directory goes with the binding (see `VirtioDevice`).
+        // The debugfs directory and the right to send admin commands go
+        // with the binding (see `VirtioDevice` and `Vf`).
         drop(dev.data().debugfs.lock().take());
+        if let Some(mig) = mig_of(dev) {
+            mig.unbind();
+        }
     }
 
     fn reset_done(dev: &CoreDevice<Self>) {
@@ -172,11 +176,9 @@ impl DeviceOps for LiveMigrationOps {
     const NAME: &'static CStr = c"virtio-vfio-pci-rs-lm";
 
     fn open_device(dev: &CoreDevice<VirtioVfioPci>) -> Result {
-        dev.enable()?;
         if let Some(mig) = mig_of(dev) {
             mig.open();
         }
-        dev.finish_enable();
         Ok(())
     }
 
@@ -184,6 +186,5 @@ impl DeviceOps for LiveMigrationOps {
         if let Some(mig) = mig_of(dev) {
             mig.close();
         }
-        dev.close_core();
     }
 }

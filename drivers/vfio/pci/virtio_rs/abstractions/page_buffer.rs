@@ -39,13 +39,28 @@ pub struct PageBuffer {
     pages: KVVec<Page>,
 }
 
-/// A scatterlist borrowed for the duration of one command.
+/// A scatterlist over a buffer borrowed shared for the duration of one
+/// command: the device may only read through it.
 pub struct SgRef<'a> {
     sgl: *mut bindings::scatterlist,
     _p: core::marker::PhantomData<&'a PageBuffer>,
 }
 
 impl SgRef<'_> {
+    /// The head of the end-marked list.
+    pub(crate) fn as_raw(&self) -> *mut bindings::scatterlist {
+        self.sgl
+    }
+}
+
+/// A scatterlist over a buffer borrowed exclusively for the duration of one
+/// command: the device may write through it.
+pub struct SgMut<'a> {
+    sgl: *mut bindings::scatterlist,
+    _p: core::marker::PhantomData<&'a mut PageBuffer>,
+}
+
+impl SgMut<'_> {
     /// The head of the end-marked list.
     pub(crate) fn as_raw(&self) -> *mut bindings::scatterlist {
         self.sgl
@@ -174,13 +189,10 @@ impl PageBuffer {
             // `start + in_page`, not written while `bytes` is used:
             // - the mapping covers the whole page, `PAGE_SIZE` bytes from
             //   `start`, and `pieces` gives `in_page + n <= PAGE_SIZE`;
-            // - the methods that write the pages (`write_bytes`,
-            //   `copy_from_user`) need `&mut self`, which `&self` excludes.
-            //   FIXME: `Vf::parts_get` has the device write the pages
-            //   through `with_sg(&self)`, with the buffer only borrowed
-            //   shared, so this can read a page being written if another
-            //   thread runs `parts_get` on the same buffer (`PageBuffer` is
-            //   `Sync`).
+            // - everything that writes the pages needs `&mut self`, which
+            //   `&self` excludes: `write_bytes`, `copy_from_user`, and a
+            //   device writing through a list of `with_sg_mut` (a list of
+            //   `with_sg` is only read by the device).
             let bytes = unsafe { core::slice::from_raw_parts(start.add(in_page), n) };
             let r = writer.write_slice(bytes);
             // SAFETY: `kunmap_local()` needs the address of the latest local
@@ -196,9 +208,40 @@ impl PageBuffer {
         done
     }
 
-    /// Run `f` with a scatterlist over bytes `0..len` of the buffer.
-    /// `EINVAL` when `len` is 0 or larger than the capacity.
+    /// Run `f` with a scatterlist over bytes `0..len` of the buffer, for a
+    /// command whose device only reads them (`DEV_PARTS_SET` data). `EINVAL`
+    /// when `len` is 0 or larger than the capacity.
     pub fn with_sg<R>(&self, len: usize, f: impl FnOnce(SgRef<'_>) -> R) -> Result<R> {
+        self.build_sg(len, |sgl| {
+            f(SgRef {
+                sgl,
+                _p: core::marker::PhantomData,
+            })
+        })
+    }
+
+    /// Run `f` with a scatterlist over bytes `0..len` of the buffer, for a
+    /// command whose device writes them (a `DEV_PARTS_GET` result): the
+    /// buffer is borrowed exclusively for the command, so nothing reads the
+    /// pages while the device writes them. `EINVAL` when `len` is 0 or
+    /// larger than the capacity.
+    pub fn with_sg_mut<R>(&mut self, len: usize, f: impl FnOnce(SgMut<'_>) -> R) -> Result<R> {
+        self.build_sg(len, |sgl| {
+            f(SgMut {
+                sgl,
+                _p: core::marker::PhantomData,
+            })
+        })
+    }
+
+    /// Build a scatterlist over bytes `0..len`, run `f` with its head and
+    /// free it. The caller chooses how the list may be used by how it
+    /// borrows the buffer ([`Self::with_sg`], [`Self::with_sg_mut`]).
+    fn build_sg<R>(
+        &self,
+        len: usize,
+        f: impl FnOnce(*mut bindings::scatterlist) -> R,
+    ) -> Result<R> {
         if len == 0 || len > self.capacity() {
             return Err(EINVAL);
         }
@@ -237,16 +280,14 @@ impl PageBuffer {
             )
         };
         kernel::error::to_result(ret)?;
-        let r = f(SgRef {
-            sgl: sgt.sgl,
-            _p: core::marker::PhantomData,
-        });
+        let r = f(sgt.sgl);
         // SAFETY: `sg_free_table()` needs a table that the `sg_alloc_*()`
         // functions allocated, not freed yet and no longer in use:
         // - `sgt` was filled by the successful call above (on failure we
         //   returned) and is freed only here;
-        // - `f` has returned, and the `SgRef` it got cannot outlive it (`R`
-        //   cannot name its lifetime), so nothing uses the list any more.
+        // - `f` has returned, and nothing kept the list: `with_sg` and
+        //   `with_sg_mut`, the only callers, hand it out as an `SgRef` or
+        //   `SgMut` borrowed for the call, which `R` cannot name.
         unsafe { bindings::sg_free_table(&mut sgt) };
         Ok(r)
     }

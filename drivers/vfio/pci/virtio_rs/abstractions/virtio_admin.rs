@@ -69,11 +69,20 @@ fn admin_result(ret: c_int) -> Result {
 
 /// A virtio VF whose PF offers admin commands.
 ///
+/// The PF layer finds the PF of a VF through `pci_iov_get_pf_drvdata()`,
+/// which is valid only while a driver is bound to the VF. A `Vf` may
+/// outlive the binding that made it (a driver keeps it in its device data,
+/// which an open migration file keeps alive after `remove`), so the driver
+/// must [`Vf::revoke`] it when the binding ends (`Driver::unbind`); every
+/// command then fails with `ENODEV` instead of reaching the PF layer.
+///
 /// # Invariants
 ///
-/// `pdev` is a valid `struct pci_dev` on which we hold a reference.
+/// `pdev` is a valid `struct pci_dev` on which we hold a reference. While
+/// `revoked` is false, a driver is bound to it.
 pub struct Vf {
     pdev: core::ptr::NonNull<bindings::pci_dev>,
+    revoked: bool,
 }
 
 // SAFETY: a `Vf` owns a `struct pci_dev` reference and nothing tied to a
@@ -97,7 +106,8 @@ pub enum PartsOp {
 impl Vf {
     /// The VF being probed, if its PF (bound to `virtio-pci`) offers
     /// every device-parts admin command with a non-zero object limit
-    /// (`virtio_pci_admin_has_dev_parts()`).
+    /// (`virtio_pci_admin_has_dev_parts()`). The caller's driver must
+    /// [`Vf::revoke`] it when this binding ends.
     pub fn with_dev_parts(pdev: &ProbeDevice<'_>) -> Option<Self> {
         let raw = pdev.as_raw();
         // SAFETY: `virtio_pci_admin_has_dev_parts()` needs a valid VF `struct
@@ -114,16 +124,37 @@ impl Vf {
         // reference it takes is the one the type invariant of `Vf` requires;
         // `drop` gives it back.
         let raw = unsafe { bindings::pci_dev_get(raw) };
-        // INVARIANT: we hold a reference on the valid device.
-        core::ptr::NonNull::new(raw).map(|pdev| Self { pdev })
+        // INVARIANT: we hold a reference on the valid device, which is
+        // being bound to the caller's driver.
+        core::ptr::NonNull::new(raw).map(|pdev| Self {
+            pdev,
+            revoked: false,
+        })
     }
 
     fn raw(&self) -> *mut bindings::pci_dev {
         self.pdev.as_ptr()
     }
 
+    /// The binding of the driver that made this `Vf` ends: no command may be
+    /// sent from now on (they fail with `ENODEV`).
+    pub fn revoke(&mut self) {
+        // INVARIANT: from now on no command relies on a bound driver.
+        self.revoked = true;
+    }
+
+    /// `ENODEV` once revoked.
+    fn check(&self) -> Result {
+        if self.revoked {
+            Err(ENODEV)
+        } else {
+            Ok(())
+        }
+    }
+
     /// `DEV_MODE_SET`: stop (`true`) or run the device.
     pub fn mode_set(&mut self, stopped: bool) -> Result {
+        self.check()?;
         let flags = if stopped {
             1u8 << bindings::VIRTIO_ADMIN_CMD_DEV_MODE_F_STOPPED
         } else {
@@ -136,15 +167,15 @@ impl Vf {
         // - `&mut self` serialises the commands sent through this `Vf`;
         // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
         //   valid only while a VF driver is attached, which holds while the
-        //   binding that made this `Vf` in its probe lasts. FIXME: nothing
-        //   stops a `Vf` that outlives the binding (the driver keeps it in
-        //   the device data, which an open migration file can keep after
-        //   `remove`) from sending a command.
+        //   binding that made this `Vf` lasts: a `Vf` sends nothing after
+        //   `revoke()`, which its driver calls when the binding ends (the
+        //   contract of `with_dev_parts`), and `check()` above returned Ok.
         admin_result(unsafe { bindings::virtio_pci_admin_mode_set(self.raw(), flags) })
     }
 
     /// `RESOURCE_OBJ_CREATE` of a device parts object.
     pub fn create_parts(&mut self, op: PartsOp) -> Result<PartsObject> {
+        self.check()?;
         let op_type = match op {
             PartsOp::Get => bindings::VIRTIO_RESOURCE_OBJ_DEV_PARTS_TYPE_GET,
             PartsOp::Set => bindings::VIRTIO_RESOURCE_OBJ_DEV_PARTS_TYPE_SET,
@@ -158,10 +189,9 @@ impl Vf {
         // - `id` is a local, valid for writes;
         // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
         //   valid only while a VF driver is attached, which holds while the
-        //   binding that made this `Vf` in its probe lasts. FIXME: nothing
-        //   stops a `Vf` that outlives the binding (the driver keeps it in
-        //   the device data, which an open migration file can keep after
-        //   `remove`) from sending a command.
+        //   binding that made this `Vf` lasts: a `Vf` sends nothing after
+        //   `revoke()`, which its driver calls when the binding ends (the
+        //   contract of `with_dev_parts`), and `check()` above returned Ok.
         admin_result(unsafe {
             bindings::virtio_pci_admin_obj_create(
                 self.raw(),
@@ -183,6 +213,12 @@ impl Vf {
     /// releases the id only when the command succeeds, so a failure is
     /// retried once, then logged; the id is never used again either way.
     pub fn destroy_parts(&mut self, mut obj: PartsObject) {
+        if self.revoked {
+            // The binding ended: no command may be sent. The device's
+            // objects go with the PF's next reset.
+            obj.live = false;
+            return;
+        }
         if obj.owner != self.pdev {
             // Another VF's object: never send its id here (it stays leaked).
             pr_warn!("device parts object {} destroyed on another VF\n", obj.id);
@@ -199,10 +235,9 @@ impl Vf {
             //   `PartsObject`);
             // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
             //   valid only while a VF driver is attached, which holds while the
-            //   binding that made this `Vf` in its probe lasts. FIXME: nothing
-            //   stops a `Vf` that outlives the binding (the driver keeps it in
-            //   the device data, which an open migration file can keep after
-            //   `remove`) from sending a command.
+            //   binding that made this `Vf` lasts: a `Vf` sends nothing after
+            //   `revoke()`, which its driver calls when the binding ends (the
+            //   contract of `with_dev_parts`), and `check()` above returned Ok.
             let ret = unsafe {
                 bindings::virtio_pci_admin_obj_destroy(
                     self.raw(),
@@ -237,6 +272,7 @@ impl Vf {
     /// `DEV_PARTS_METADATA_GET(SIZE)`: bytes of device parts the object
     /// would return now.
     pub fn parts_size(&mut self, obj: &PartsObject) -> Result<u32> {
+        self.check()?;
         self.owns(obj)?;
         let mut size = 0u32;
         // SAFETY: `virtio_pci_admin_dev_parts_metadata_get()` needs a valid VF
@@ -249,10 +285,9 @@ impl Vf {
         // - `size` is a local, valid for writes;
         // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`, valid
         //   only while a VF driver is attached, which holds while the binding
-        //   that made this `Vf` in its probe lasts. FIXME: nothing stops a `Vf`
-        //   that outlives the binding (the driver keeps it in the device data,
-        //   which an open migration file can keep after `remove`) from sending
-        //   a command.
+        //   that made this `Vf` lasts: a `Vf` sends nothing after `revoke()`,
+        //   which its driver calls when the binding ends (the contract of
+        //   `with_dev_parts`), and `check()` above returned Ok.
         admin_result(unsafe {
             bindings::virtio_pci_admin_dev_parts_metadata_get(
                 self.raw(),
@@ -267,11 +302,12 @@ impl Vf {
 
     /// `DEV_PARTS_GET(ALL)` into bytes `0..len` of `buf`; returns the bytes
     /// the device wrote, which is at most `len` (`EIO` otherwise).
-    pub fn parts_get(&mut self, obj: &PartsObject, buf: &PageBuffer, len: u32) -> Result<u32> {
+    pub fn parts_get(&mut self, obj: &PartsObject, buf: &mut PageBuffer, len: u32) -> Result<u32> {
+        self.check()?;
         self.owns(obj)?;
         let pdev = self.raw();
         let mut got = 0u32;
-        buf.with_sg(len as usize, |sg| {
+        buf.with_sg_mut(len as usize, |sg| {
             // SAFETY: `virtio_pci_admin_dev_parts_get()` needs a valid VF
             // `struct pci_dev` whose commands the caller serialises, with a VF
             // driver attached, an object of that VF, an end-marked result list
@@ -281,17 +317,15 @@ impl Vf {
             // - `obj.id` exists on this VF: `obj` is live while borrowed, and
             //   `owns` checked its `owner` (type invariant of `PartsObject`);
             // - `sg` is an end-marked list over the first `len` bytes of `buf`,
-            //   valid until `with_sg` frees it after this closure. FIXME: the
-            //   device writes those pages while `buf` is only borrowed shared,
-            //   so another thread may read them meanwhile
-            //   (`PageBuffer::copy_to_user`, which assumes no writer);
+            //   valid until `with_sg_mut` frees it after this closure; the
+            //   device writes those pages while `buf` is borrowed
+            //   exclusively, so nothing else reads or writes them meanwhile;
             // - `got` is a local, valid for writes;
             // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
             //   valid only while a VF driver is attached, which holds while the
-            //   binding that made this `Vf` in its probe lasts. FIXME: nothing
-            //   stops a `Vf` that outlives the binding (the driver keeps it in
-            //   the device data, which an open migration file can keep after
-            //   `remove`) from sending a command.
+            //   binding that made this `Vf` lasts: a `Vf` sends nothing after
+            //   `revoke()`, which its driver calls when the binding ends (the
+            //   contract of `with_dev_parts`), and `check()` above returned Ok.
             admin_result(unsafe {
                 bindings::virtio_pci_admin_dev_parts_get(
                     pdev,
@@ -312,6 +346,7 @@ impl Vf {
     /// `DEV_PARTS_SET` into `obj` with bytes `0..len` of `buf`: the
     /// object's header ([`PartsObject::header`]) followed by device parts.
     pub fn parts_set(&mut self, obj: &PartsObject, buf: &PageBuffer, len: usize) -> Result {
+        self.check()?;
         self.owns(obj)?;
         let pdev = self.raw();
         buf.with_sg(len, |sg| {
@@ -327,10 +362,9 @@ impl Vf {
             //   the shared borrow of `buf` allows;
             // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
             //   valid only while a VF driver is attached, which holds while the
-            //   binding that made this `Vf` in its probe lasts. FIXME: nothing
-            //   stops a `Vf` that outlives the binding (the driver keeps it in
-            //   the device data, which an open migration file can keep after
-            //   `remove`) from sending a command.
+            //   binding that made this `Vf` lasts: a `Vf` sends nothing after
+            //   `revoke()`, which its driver calls when the binding ends (the
+            //   contract of `with_dev_parts`), and `check()` above returned Ok.
             admin_result(unsafe { bindings::virtio_pci_admin_dev_parts_set(pdev, sg.as_raw()) })
         })?
     }

@@ -193,6 +193,15 @@ impl MigDevice {
     pub(crate) fn close(&self) {
         self.lock().end_sessions();
     }
+
+    /// The binding ends (the device is closed). A migration file may keep
+    /// this state alive, but no admin command may be sent any more: the PF
+    /// layer reaches the PF only while a driver is bound to the VF.
+    pub(crate) fn unbind(&self) {
+        let mut st = self.lock();
+        st.end_sessions();
+        st.vf.vf.revoke();
+    }
 }
 
 impl VfCtx {

@@ -171,19 +171,16 @@ impl<T: Driver> NewDevice<T> {
     /// `include/linux/vfio.h` requires: a [`NewDevice`] is not registered.
     pub fn set_migration<M: MigrationOps<Driver = T>>(&mut self, flags: u32) {
         let table: &'static bindings::virtio_rs_mig_ops = &MigTable::<M>::TABLE;
-        let vdev = self.device().vdev();
+        let vdev = self.vdev();
         // SAFETY:
         // - `vdev` is the `struct vfio_device` of the device, live while
         //   `self` holds its reference, so both fields are valid for
         //   writes;
-        // - the device is not registered yet (type invariant of
-        //   `NewDevice`), so the vfio core reads neither field yet, as
-        //   `include/linux/vfio.h` requires, and `&mut self` excludes
-        //   another call here. FIXME: the types do not make the probe path
-        //   the only user: `device()` lends a `&CoreDevice<T>`, from which
-        //   `ARef::from` makes a reference that can go to another thread
-        //   and read `migration_flags` (`CoreDevice::mig_next_state`)
-        //   while this writes it;
+        // - the device is not registered yet and nothing but this
+        //   `NewDevice` can reach it (type invariant of `NewDevice`: it
+        //   lends no reference to the device), so the vfio core and every
+        //   other thread read neither field yet, as `include/linux/vfio.h`
+        //   requires, and `&mut self` excludes another call here;
         // - the table is `'static` and `ops` is its member, as the C
         //   trampolines' `container_of()` expects.
         unsafe {

@@ -193,7 +193,8 @@ pub trait Driver: Sized + Send + Sync + 'static {
     /// `vfio_pci_core_unregister_device()` returned (userspace closed the
     /// device) and before the binding drops its reference. Other references
     /// (an open migration file) may keep the device alive after this:
-    /// release here what belongs to the binding, not to the object.
+    /// release here what belongs to the binding, not to the object (and
+    /// revoke any `virtio_admin::Vf` the device data holds).
     fn unbind(_dev: &CoreDevice<Self>) {}
 
     /// The function was reset (`err_handler->reset_done`): any reset
@@ -215,20 +216,18 @@ pub trait DeviceOps: Sized + 'static {
     /// `vfio_device_ops.name`.
     const NAME: &'static CStr;
 
-    /// Userspace opened the device (first open). Default: enable the
-    /// device in `vfio_pci_core` and finish, like `vfio-pci`.
-    fn open_device(dev: &CoreDevice<Self::Driver>) -> Result {
-        dev.enable()?;
-        dev.finish_enable();
+    /// Userspace opened the device (first open). Called between
+    /// `vfio_pci_core_enable()` (which enabled the function and reset it when
+    /// it could) and `vfio_pci_core_finish_enable()`, as the vfio-pci
+    /// variant drivers do; an error disables the device again and fails the
+    /// open. The default does nothing more, as `vfio-pci`.
+    fn open_device(_dev: &CoreDevice<Self::Driver>) -> Result {
         Ok(())
     }
 
-    /// Userspace closed the device (last close). The default is
-    /// `vfio_pci_core_close_device()`; an override must call
-    /// [`CoreDevice::close_core`] last.
-    fn close_device(dev: &CoreDevice<Self::Driver>) {
-        dev.close_core();
-    }
+    /// Userspace closed the device (last close). Called before
+    /// `vfio_pci_core_close_device()`. The default does nothing more.
+    fn close_device(_dev: &CoreDevice<Self::Driver>) {}
 }
 
 /// A VFIO PCI core device with the driver's data `T::Data` behind it.
@@ -269,11 +268,12 @@ unsafe impl<T: Driver> Send for CoreDevice<T> {}
 // - the reference count (`get_device()`) is atomic, and `pdev()`/`vdev()`
 //   read only fields fixed at allocation;
 // - the vfio core shares the C object with every thread that uses the
-//   device, and `vfio_pci_core` protects its state with its own locks,
-//   except what `enable`, `finish_enable`, `disable` and `close_core`
-//   touch: that relies on the vfio core's `dev_set->lock`, held only when
-//   they are called from `open_device`/`close_device`, as their
-//   documentation requires. FIXME: that requirement is not enforced.
+//   device, and `vfio_pci_core` protects its state with its own locks;
+//   the functions that rely on the vfio core's `dev_set->lock` instead
+//   (`vfio_pci_core_enable()`, `_finish_enable()`, `_disable()`,
+//   `_close_device()`) are called only from the `open_device` and
+//   `close_device` trampolines of [`OpsTable`], with that lock held, and
+//   no method of `CoreDevice` reaches them.
 unsafe impl<T: Driver> Sync for CoreDevice<T> {}
 
 // SAFETY: `AlwaysRefCounted` requires that an increment keeps the object
@@ -450,69 +450,6 @@ impl<T: Driver> CoreDevice<T> {
         //   freed.
         unsafe { Pin::new_unchecked(self.data.assume_init_ref()) }
     }
-
-    /// `vfio_pci_core_enable()`: enable and reset the function for
-    /// userspace. Only in `open_device`.
-    pub fn enable(&self) -> Result {
-        // SAFETY: `vfio_pci_core_enable()` needs a registered core device
-        // being opened, with the vfio core's `dev_set->lock` held, which
-        // serialises it with the other open and close paths of the device
-        // set:
-        // - `self.core()` is this live object's `vfio_pci_core_device` (type
-        //   invariant);
-        // - the device is registered and the lock held when this is called
-        //   from `open_device`, as the documentation of this method
-        //   requires. FIXME: nothing enforces that: this is a safe method,
-        //   and a call from anywhere else races with the vfio core.
-        to_result(unsafe { bindings::vfio_pci_core_enable(self.core()) })
-    }
-
-    /// `vfio_pci_core_finish_enable()`. Only in `open_device`, after
-    /// [`Self::enable`].
-    pub fn finish_enable(&self) {
-        // SAFETY: `vfio_pci_core_finish_enable()` needs a core device that
-        // `vfio_pci_core_enable()` enabled in the `open_device` running now,
-        // with the vfio core's `dev_set->lock` held, which serialises it
-        // with the other open and close paths of the device set:
-        // - `self.core()` is this live object's `vfio_pci_core_device` (type
-        //   invariant);
-        // - the device was enabled and the lock is held when this is called
-        //   from `open_device` after `enable`, as the documentation of this
-        //   method requires. FIXME: nothing enforces that: this is a safe
-        //   method, and a call from anywhere else races with the vfio core.
-        unsafe { bindings::vfio_pci_core_finish_enable(self.core()) }
-    }
-
-    /// `vfio_pci_core_disable()`: undo [`Self::enable`] when a later step
-    /// of `open_device` fails.
-    pub fn disable(&self) {
-        // SAFETY: `vfio_pci_core_disable()` needs a core device that
-        // `vfio_pci_core_enable()` enabled, with the vfio core's
-        // `dev_set->lock` held (it asserts that with lockdep):
-        // - `self.core()` is this live object's `vfio_pci_core_device` (type
-        //   invariant);
-        // - the device was enabled and the lock is held when this is called
-        //   from `open_device` after a successful `enable`, as the
-        //   documentation of this method requires. FIXME: nothing enforces
-        //   that: this is a safe method, and a call from anywhere else
-        //   races with the vfio core or disables the device twice.
-        unsafe { bindings::vfio_pci_core_disable(self.core()) }
-    }
-
-    /// `vfio_pci_core_close_device()`. Only in `close_device`.
-    pub fn close_core(&self) {
-        // SAFETY: `vfio_pci_core_close_device()` needs the `vfio_device` of
-        // an opened `vfio_pci_core_device`, on its last close, with the
-        // vfio core's `dev_set->lock` held:
-        // - `self.vdev()` is the `vfio_device` of this live object (type
-        //   invariant), embedded in its `vfio_pci_core_device`;
-        // - the device is open and the lock is held when this is called
-        //   from `close_device`, as the documentation of this method
-        //   requires. FIXME: nothing enforces that: this is a safe method,
-        //   and a call from anywhere else races with the vfio core or
-        //   closes the device twice.
-        unsafe { bindings::vfio_pci_core_close_device(self.vdev()) }
-    }
 }
 
 impl<T: Driver> AsRef<device::Device> for CoreDevice<T> {
@@ -531,16 +468,20 @@ impl<T: Driver> AsRef<device::Device> for CoreDevice<T> {
 ///
 /// # Invariants
 ///
-/// `dev` is not registered with the vfio core: the probe path that holds
-/// the `NewDevice` is its only user.
+/// `dev` is not registered with the vfio core, and the `NewDevice` lends
+/// no reference to it: the probe path that holds the `NewDevice` is its
+/// only user until `Registration::probe` registers it.
 pub struct NewDevice<T: Driver> {
     dev: ARef<CoreDevice<T>>,
 }
 
 impl<T: Driver> NewDevice<T> {
-    /// The device.
-    pub fn device(&self) -> &CoreDevice<T> {
-        &self.dev
+    /// The `struct vfio_device`, for `set_migration` (in
+    /// [`super::migration`]). Nothing lends the device itself before it is
+    /// registered, so nothing else can use it concurrently (type
+    /// invariant).
+    pub(super) fn vdev(&self) -> *mut bindings::vfio_device {
+        self.dev.vdev()
     }
 }
 
@@ -563,11 +504,7 @@ impl<O: DeviceOps> OpsTable<O> {
         #[cfg(CONFIG_IOMMUFD)]
         detach_ioas: Some(bindings::vfio_iommufd_physical_detach_ioas),
         open_device: Some(Self::open_device),
-        close_device: if O::HAS_CLOSE_DEVICE {
-            Some(Self::close_device)
-        } else {
-            Some(bindings::vfio_pci_core_close_device)
-        },
+        close_device: Some(Self::close_device),
         read: Some(bindings::vfio_pci_core_read),
         write: Some(bindings::vfio_pci_core_write),
         ioctl: Some(bindings::vfio_pci_core_ioctl),
@@ -626,7 +563,28 @@ impl<O: DeviceOps> OpsTable<O> {
         //   waited for every open file) keeps it alive for the whole call,
         //   which `dev` does not outlive.
         let dev = unsafe { CoreDevice::<O::Driver>::from_vdev(vdev) };
-        from_result(|| O::open_device(dev).map(|()| 0))
+        let core = dev.core();
+        from_result(|| {
+            // SAFETY: `vfio_pci_core_enable()` needs the registered core
+            // device being opened, with the vfio core's `dev_set->lock`
+            // held: this is the vfio core's `open_device` callback of this
+            // device, which the core calls on the first open of a
+            // registered device with that lock held; `core` is the device's
+            // `vfio_pci_core_device`.
+            to_result(unsafe { bindings::vfio_pci_core_enable(core) })?;
+            if let Err(e) = O::open_device(dev) {
+                // SAFETY: `vfio_pci_core_disable()` undoes a successful
+                // `vfio_pci_core_enable()` with the same lock held: the
+                // enable above succeeded, in this callback.
+                unsafe { bindings::vfio_pci_core_disable(core) };
+                return Err(e);
+            }
+            // SAFETY: `vfio_pci_core_finish_enable()` completes the enable
+            // above, in the same `open_device` callback, with the lock
+            // still held.
+            unsafe { bindings::vfio_pci_core_finish_enable(core) };
+            Ok(0)
+        })
     }
 
     /// # Safety
@@ -643,7 +601,13 @@ impl<O: DeviceOps> OpsTable<O> {
         //   binding's reference keeps it alive for the whole call, which
         //   `dev` does not outlive.
         let dev = unsafe { CoreDevice::<O::Driver>::from_vdev(vdev) };
-        O::close_device(dev)
+        O::close_device(dev);
+        // SAFETY: `vfio_pci_core_close_device()` needs the `vfio_device` of
+        // an opened `vfio_pci_core_device` on its last close, with the vfio
+        // core's `dev_set->lock` held: this is the vfio core's
+        // `close_device` callback of this device, called on the last close
+        // of a device its `open_device` opened, with that lock held.
+        unsafe { bindings::vfio_pci_core_close_device(vdev) }
     }
 }
 
