@@ -39,21 +39,26 @@ use crate::{
     sg::SgList,
 };
 
-/// Admin command opcodes.
+/// Admin command opcodes (`VIRTIO_ADMIN_CMD_*` of
+/// `include/uapi/linux/virtio_pci.h`).
 pub(crate) mod op {
-    pub(crate) const LIST_QUERY: u16 = 0x0;
-    pub(crate) const LIST_USE: u16 = 0x1;
-    pub(crate) const CAP_ID_LIST_QUERY: u16 = 0x7;
-    pub(crate) const DEVICE_CAP_GET: u16 = 0x8;
-    pub(crate) const DRIVER_CAP_SET: u16 = 0x9;
-    pub(crate) const RESOURCE_OBJ_CREATE: u16 = 0xa;
-    pub(crate) const RESOURCE_OBJ_DESTROY: u16 = 0xd;
-    pub(crate) const DEV_PARTS_METADATA_GET: u16 = 0xe;
-    pub(crate) const DEV_PARTS_GET: u16 = 0xf;
-    pub(crate) const DEV_PARTS_SET: u16 = 0x10;
-    pub(crate) const DEV_MODE_SET: u16 = 0x11;
+    use crate::bindings as b;
+
+    // CAST: the opcodes are 16-bit values; bindgen makes them `u32`.
+    pub(crate) const LIST_QUERY: u16 = b::VIRTIO_ADMIN_CMD_LIST_QUERY as u16;
+    pub(crate) const LIST_USE: u16 = b::VIRTIO_ADMIN_CMD_LIST_USE as u16;
+    pub(crate) const CAP_ID_LIST_QUERY: u16 = b::VIRTIO_ADMIN_CMD_CAP_ID_LIST_QUERY as u16;
+    pub(crate) const DEVICE_CAP_GET: u16 = b::VIRTIO_ADMIN_CMD_DEVICE_CAP_GET as u16;
+    pub(crate) const DRIVER_CAP_SET: u16 = b::VIRTIO_ADMIN_CMD_DRIVER_CAP_SET as u16;
+    pub(crate) const RESOURCE_OBJ_CREATE: u16 = b::VIRTIO_ADMIN_CMD_RESOURCE_OBJ_CREATE as u16;
+    pub(crate) const RESOURCE_OBJ_DESTROY: u16 = b::VIRTIO_ADMIN_CMD_RESOURCE_OBJ_DESTROY as u16;
+    pub(crate) const DEV_PARTS_METADATA_GET: u16 =
+        b::VIRTIO_ADMIN_CMD_DEV_PARTS_METADATA_GET as u16;
+    pub(crate) const DEV_PARTS_GET: u16 = b::VIRTIO_ADMIN_CMD_DEV_PARTS_GET as u16;
+    pub(crate) const DEV_PARTS_SET: u16 = b::VIRTIO_ADMIN_CMD_DEV_PARTS_SET as u16;
+    pub(crate) const DEV_MODE_SET: u16 = b::VIRTIO_ADMIN_CMD_DEV_MODE_SET as u16;
     /// Number of opcodes counted.
-    pub(crate) const COUNT: usize = 0x12;
+    pub(crate) const COUNT: usize = DEV_MODE_SET as usize + 1;
 }
 
 /// Opcodes this device implements (legacy commands 0x2..0x6 are not

@@ -28,3 +28,18 @@ pub(crate) use kernel::bindings::*;
 use kernel::ffi;
 
 include!("bindings_generated.rs");
+
+// SAFETY: `AsBytes` requires no uninitialised bytes and no interior
+// mutability: `struct vfio_precopy_info` is two `__u32` and two `__u64`, in
+// that order, so it has no padding (24 bytes, checked below), and plain
+// integers are always initialised and have no interior mutability.
+unsafe impl kernel::transmute::AsBytes for vfio_precopy_info {}
+const _: () = assert!(core::mem::size_of::<vfio_precopy_info>() == 24);
+
+// SAFETY: `AsBytes` requires no uninitialised bytes and no interior
+// mutability: `struct virtio_admin_cmd_resource_obj_cmd_hdr` is a `__le16`,
+// two `__u8` and a `__le32`, in that order, so it has no padding (8 bytes,
+// checked below), and plain integers are always initialised and have no
+// interior mutability.
+unsafe impl kernel::transmute::AsBytes for virtio_admin_cmd_resource_obj_cmd_hdr {}
+const _: () = assert!(core::mem::size_of::<virtio_admin_cmd_resource_obj_cmd_hdr>() == 8);

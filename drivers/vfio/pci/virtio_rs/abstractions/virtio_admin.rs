@@ -33,7 +33,7 @@ use crate::bindings;
 
 /// Size of the object header in front of `DEV_PARTS_SET` data
 /// (`struct virtio_admin_cmd_resource_obj_cmd_hdr`).
-pub const OBJ_HDR_LEN: usize = 8;
+pub const OBJ_HDR_LEN: usize = core::mem::size_of::<bindings::virtio_admin_cmd_resource_obj_cmd_hdr>();
 
 /// Device parts objects dropped without [`Vf::destroy_parts`], module-wide.
 static OBJECTS_LEAKED: Atomic<u64> = Atomic::new(0);
@@ -413,15 +413,15 @@ impl PartsObject {
         self.op
     }
 
-    /// The 8-byte `virtio_admin_cmd_resource_obj_cmd_hdr` naming this
-    /// object, which starts `DEV_PARTS_SET` data.
-    pub fn header(&self) -> [u8; OBJ_HDR_LEN] {
-        let mut h = [0u8; OBJ_HDR_LEN];
-        let (ty, rest) = h.split_at_mut(2);
-        let (_reserved, id) = rest.split_at_mut(2);
-        ty.copy_from_slice(&(bindings::VIRTIO_RESOURCE_OBJ_DEV_PARTS as u16).to_le_bytes());
-        id.copy_from_slice(&self.id.to_le_bytes());
-        h
+    /// The `struct virtio_admin_cmd_resource_obj_cmd_hdr` naming this
+    /// object, which starts `DEV_PARTS_SET` data ([`OBJ_HDR_LEN`] bytes:
+    /// `kernel::transmute::AsBytes::as_bytes` gives them).
+    pub fn header(&self) -> bindings::virtio_admin_cmd_resource_obj_cmd_hdr {
+        bindings::virtio_admin_cmd_resource_obj_cmd_hdr {
+            type_: (bindings::VIRTIO_RESOURCE_OBJ_DEV_PARTS as u16).to_le(),
+            reserved: [0; 2],
+            id: self.id.to_le(),
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 
 use kernel::{
     fs::File,
+    transmute::AsBytes,
     new_mutex,
     prelude::*,
     sync::{
@@ -85,7 +86,7 @@ impl Resuming {
     fn new(obj: &PartsObject) -> Result<impl PinInit<Self, Error>> {
         let mut buf = PageBuffer::new();
         buf.reserve(OBJ_HDR_LEN)?;
-        buf.write_bytes(0, &obj.header())?;
+        buf.write_bytes(0, obj.header().as_bytes())?;
         Ok(try_pin_init!(Self {
             status: Atomic::new(AT_BOUNDARY),
             inner <- new_mutex!(ResumeInner {

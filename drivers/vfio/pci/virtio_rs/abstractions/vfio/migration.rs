@@ -257,19 +257,20 @@ impl<T: Driver> CoreDevice<T> {
 }
 
 impl PrecopyInfo {
-    /// Copy the reply to the ioctl argument at `arg` (the first 24 bytes,
-    /// as the C drivers do).
+    /// Copy the reply to the ioctl argument at `arg`: the whole
+    /// `struct vfio_precopy_info`, as the C drivers do.
     pub fn reply(&self, arg: usize) -> Result {
-        let mut out = [0u8; 24];
-        let (a, rest) = out.split_at_mut(4);
-        let (f, rest) = rest.split_at_mut(4);
-        let (i, d) = rest.split_at_mut(8);
-        a.copy_from_slice(&self.argsz.to_ne_bytes());
-        f.copy_from_slice(&self.flags.to_ne_bytes());
-        i.copy_from_slice(&self.initial_bytes.to_ne_bytes());
-        d.copy_from_slice(&self.dirty_bytes.to_ne_bytes());
-        UserSlice::new(UserPtr::from_addr(arg), out.len())
-            .writer()
-            .write_slice(&out)
+        let out = bindings::vfio_precopy_info {
+            argsz: self.argsz,
+            flags: self.flags,
+            initial_bytes: self.initial_bytes,
+            dirty_bytes: self.dirty_bytes,
+        };
+        UserSlice::new(
+            UserPtr::from_addr(arg),
+            core::mem::size_of::<bindings::vfio_precopy_info>(),
+        )
+        .writer()
+        .write(&out)
     }
 }
