@@ -108,4 +108,38 @@ TEST(harness_vf_binds_vfio_pci)
 	kmsg_watch_stop(&w);
 }
 
+/* The kernel-bug markers (kernel-bug-markers) find what they must, only. */
+TEST(harness_bug_markers)
+{
+	static const char *const bad[] = {
+		"WARNING: CPU: 1 PID: 77 at drivers/x.c:12 f+0x1/0x2",
+		"BUG: KASAN: slab-use-after-free in f+0x1/0x2",
+		"BUG kmalloc-64 (Not tainted): Left Redzone overwritten",
+		"[   12.345678] BUG kmalloc-64 (Tainted: G    O): Poison overwritten",
+		"Oops: general protection fault, probably for non-canonical address",
+		"WARNING: possible circular locking dependency detected",
+		"unreferenced object 0xffff888003a1b2c0 (size 64):",
+		"rust_panic: panicked at drivers/x.rs:1:1:",
+	};
+	static const char *const good[] = {
+		"virtio_vfio_pci_rs: loaded",
+		"virtio_rs_sim: BUGS none here, debug on",
+		"vfio-pci 0000:01:00.1: enabling device (0000 -> 0002)",
+	};
+	struct kmsg_watch w = { .fd = -1 };
+	char text[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "ok line\n%s\nok line\n", bad[i]);
+		w.text = text;
+		w.len = strlen(text);
+		EXPECT_EQ(1, kmsg_bug_lines(&w, NULL, 0)) TH_LOG("missed: %s", bad[i]);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		w.text = (char *)good[i];
+		w.len = strlen(good[i]);
+		EXPECT_EQ(0, kmsg_bug_lines(&w, NULL, 0)) TH_LOG("false alarm: %s", good[i]);
+	}
+}
+
 TEST_HARNESS_MAIN

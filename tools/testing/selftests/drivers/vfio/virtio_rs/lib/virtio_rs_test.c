@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,40 +297,44 @@ int kmsg_watch_collect(struct kmsg_watch *w)
 	}
 }
 
+/*
+ * Extended regular expressions of kernel bug reports, one per line of
+ * kernel-bug-markers, shared with the VM runner's console scan.
+ */
 static const char *const bug_markers[] = {
-	"WARNING:", "BUG:", "BUG ", "Oops", "KASAN", "KFENCE", "UBSAN",
-	"possible circular locking", "possible recursive locking",
-	"inconsistent lock state", "unreferenced object", "Kernel panic",
-	"general protection fault", "rust_panic", "panicked at",
+#include "bug_markers.h"
 };
 
 int kmsg_bug_lines(const struct kmsg_watch *w, char *first, size_t len)
 {
+	size_t nm = sizeof(bug_markers) / sizeof(bug_markers[0]);
+	regex_t re[sizeof(bug_markers) / sizeof(bug_markers[0])];
 	const char *line = w->text;
+	char buf[1024];
 	int count = 0;
 
 	if (first && len)
 		first[0] = '\0';
+	for (size_t i = 0; i < nm; i++)
+		if (regcomp(&re[i], bug_markers[i], REG_EXTENDED | REG_NOSUB))
+			return -EINVAL;
 	while (line && *line) {
 		const char *end = strchr(line, '\n');
 		size_t ll = end ? (size_t)(end - line) : strlen(line);
 
-		for (size_t i = 0; i < sizeof(bug_markers) / sizeof(bug_markers[0]); i++) {
-			const char *m = bug_markers[i];
-			const char *hit = memmem(line, ll, m, strlen(m));
-
-			if (!hit)
-				continue;
-			/* "BUG " only as SLUB's "BUG <cache> (...)" at line start. */
-			if (!strcmp(m, "BUG ") && hit != line)
+		snprintf(buf, sizeof(buf), "%.*s", (int)ll, line);
+		for (size_t i = 0; i < nm; i++) {
+			if (regexec(&re[i], buf, 0, NULL, 0))
 				continue;
 			if (!count && first && len)
-				snprintf(first, len, "%.*s", (int)ll, line);
+				snprintf(first, len, "%s", buf);
 			count++;
 			break;
 		}
 		line = end ? end + 1 : NULL;
 	}
+	for (size_t i = 0; i < nm; i++)
+		regfree(&re[i]);
 	return count;
 }
 
