@@ -15,10 +15,9 @@ n=$(echo $tests | wc -w)
 echo "TAP version 13"
 echo "1..$n"
 
-pf=
-for d in /sys/bus/pci/devices/*; do
-	[ -e $d/sriov_numvfs ] && [ "$(cat $d/sriov_numvfs)" -gt 1 ] && { pf=$d; break; }
-done
+pfsh=$(dirname "$0")/virtio_rs_pf.sh
+[ -x "$pfsh" ] || pfsh=virtio_rs_pf.sh
+pf=$($pfsh) && pf=/sys/bus/pci/devices/$pf && [ "$(cat $pf/sriov_numvfs)" -gt 1 ] || pf=
 if [ -z "$pf" ] || [ ! -d $dir ]; then
 	i=0
 	for t in $tests; do i=$((i + 1)); echo "ok $i upstream.$t # SKIP no VF or no upstream selftests"; done
