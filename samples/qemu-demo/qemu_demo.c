@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "qemu.h"
+#include "sim.h"
 #include "vfio_mig.h"
 
 #define OPTS "enable-migration=on,iommufd=ifd0"

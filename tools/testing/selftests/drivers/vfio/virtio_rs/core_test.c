@@ -75,27 +75,45 @@ TEST_F(vf, core_bind_driver_override)
 	ASSERT_EQ(0, bind_driver_override(self->vf, VIRTIO_RS_DRIVER));
 }
 
-TEST_F(vf, core_group_container_open)
+/* The same checks through each device interface. */
+FIXTURE(iface)
 {
-	struct vfio_dev d;
-	const char *what;
-	int ret;
+	FIXTURE_DATA(vf) vf;
+};
 
-	ret = vfio_open_group(self->vf, &d);
-	ASSERT_EQ(0, ret) TH_LOG("open through group: %s", strerror(-ret));
-	ret = vfio_basic_checks(&d, VIRTIO_VENDOR_ID, VIRTIO_NET_DEVICE_ID, &what);
-	EXPECT_EQ(0, ret) TH_LOG("%s failed: %s", what, strerror(errno));
-	vfio_close(&d);
+FIXTURE_VARIANT(iface)
+{
+	bool cdev;
+};
+
+FIXTURE_VARIANT_ADD(iface, group_container)
+{
+	.cdev = false,
+};
+
+FIXTURE_VARIANT_ADD(iface, cdev_iommufd)
+{
+	.cdev = true,
+};
+
+FIXTURE_SETUP(iface)
+{
+	vf_setup(_metadata, &self->vf, NULL);
 }
 
-TEST_F(vf, core_cdev_iommufd_open)
+FIXTURE_TEARDOWN(iface)
+{
+	vf_teardown(_metadata, &self->vf, NULL);
+}
+
+TEST_F(iface, core_open)
 {
 	struct vfio_dev d;
 	const char *what;
 	int ret;
 
-	ret = vfio_open_cdev(self->vf, &d);
-	ASSERT_EQ(0, ret) TH_LOG("open through cdev: %s", strerror(-ret));
+	ret = variant->cdev ? vfio_open_cdev(self->vf.vf, &d) : vfio_open_group(self->vf.vf, &d);
+	ASSERT_EQ(0, ret) TH_LOG("open: %s", strerror(-ret));
 	ret = vfio_basic_checks(&d, VIRTIO_VENDOR_ID, VIRTIO_NET_DEVICE_ID, &what);
 	EXPECT_EQ(0, ret) TH_LOG("%s failed: %s", what, strerror(errno));
 	vfio_close(&d);

@@ -26,6 +26,7 @@
 
 #include "kselftest_harness.h"
 #include "vfio_dev.h"
+#include "sim.h"
 #include "vfio_mig.h"
 #include "virtio_rs_test.h"
 
@@ -52,12 +53,13 @@ static const char *const state_name[] = {
 #define RANDOM_STREAMS 1000
 #endif
 
-#define OP_CREATE 0xa
-#define OP_DESTROY 0xd
-#define OP_META 0xe
-#define OP_GET 0xf
-#define OP_SET 0x10
-#define OP_MODE 0x11
+/* Short names of the admin commands the driver sends (<linux/virtio_pci.h>). */
+#define OP_CREATE VIRTIO_ADMIN_CMD_RESOURCE_OBJ_CREATE
+#define OP_DESTROY VIRTIO_ADMIN_CMD_RESOURCE_OBJ_DESTROY
+#define OP_META VIRTIO_ADMIN_CMD_DEV_PARTS_METADATA_GET
+#define OP_GET VIRTIO_ADMIN_CMD_DEV_PARTS_GET
+#define OP_SET VIRTIO_ADMIN_CMD_DEV_PARTS_SET
+#define OP_MODE VIRTIO_ADMIN_CMD_DEV_MODE_SET
 
 /*
  * An independent model of what should happen, written from the vfio uAPI
@@ -351,15 +353,46 @@ static void all_arcs(struct __test_metadata *_metadata, FIXTURE_DATA(vfpair) *se
 	TH_LOG("%s: %d requests checked", driver, checked);
 }
 
-TEST_F_TIMEOUT(vfpair, mig_all_arcs, 120)
+/*
+ * Tests run against each driver: ours, and upstream's C driver (there the
+ * independent model is checked against upstream's behaviour).
+ */
+FIXTURE(drv)
 {
-	all_arcs(_metadata, self, VIRTIO_RS_DRIVER);
+	FIXTURE_DATA(vfpair) p;
+};
+
+FIXTURE_VARIANT(drv)
+{
+	const char *driver;
+	bool ours;
+};
+
+FIXTURE_VARIANT_ADD(drv, rust)
+{
+	.driver = VIRTIO_RS_DRIVER,
+	.ours = true,
+};
+
+FIXTURE_VARIANT_ADD(drv, upstream_c)
+{
+	.driver = VIRTIO_C_DRIVER,
+	.ours = false,
+};
+
+FIXTURE_SETUP(drv)
+{
+	vfpair_setup(_metadata, &self->p, NULL);
 }
 
-/* The same model against the upstream C driver: the oracle is upstream's. */
-TEST_F_TIMEOUT(vfpair, mig_all_arcs_upstream_c, 120)
+FIXTURE_TEARDOWN(drv)
 {
-	all_arcs(_metadata, self, VIRTIO_C_DRIVER);
+	vfpair_teardown(_metadata, &self->p, NULL);
+}
+
+TEST_F_TIMEOUT(drv, mig_all_arcs, 120)
+{
+	all_arcs(_metadata, &self->p, variant->driver);
 }
 
 TEST_F_TIMEOUT(vfpair, mig_reset_during_migration, 120)
@@ -758,14 +791,42 @@ static void cross(struct __test_metadata *_metadata, FIXTURE_DATA(vfpair) *self,
 	free(buf);
 }
 
-TEST_F(vfpair, mig_cross_c_to_rust)
+/* Streams crossing between the drivers, in both directions. */
+FIXTURE(crossing)
 {
-	cross(_metadata, self, VIRTIO_C_DRIVER, VIRTIO_RS_DRIVER);
+	FIXTURE_DATA(vfpair) p;
+};
+
+FIXTURE_VARIANT(crossing)
+{
+	const char *src, *dst;
+};
+
+FIXTURE_VARIANT_ADD(crossing, c_to_rust)
+{
+	.src = VIRTIO_C_DRIVER,
+	.dst = VIRTIO_RS_DRIVER,
+};
+
+FIXTURE_VARIANT_ADD(crossing, rust_to_c)
+{
+	.src = VIRTIO_RS_DRIVER,
+	.dst = VIRTIO_C_DRIVER,
+};
+
+FIXTURE_SETUP(crossing)
+{
+	vfpair_setup(_metadata, &self->p, NULL);
 }
 
-TEST_F(vfpair, mig_cross_rust_to_c)
+FIXTURE_TEARDOWN(crossing)
 {
-	cross(_metadata, self, VIRTIO_RS_DRIVER, VIRTIO_C_DRIVER);
+	vfpair_teardown(_metadata, &self->p, NULL);
+}
+
+TEST_F(crossing, mig_cross)
+{
+	cross(_metadata, &self->p, variant->src, variant->dst);
 }
 
 /*
@@ -1140,15 +1201,10 @@ static void stop_in_flight(struct __test_metadata *_metadata, FIXTURE_DATA(vfpai
 	EXPECT_FALSE(stopped);
 }
 
-TEST_F(vfpair, mig_reset_with_stop_in_flight)
+/* Checked for ours; logged for upstream's (it leaves the device stopped). */
+TEST_F(drv, mig_reset_with_stop_in_flight)
 {
-	stop_in_flight(_metadata, self, VIRTIO_RS_DRIVER, true);
-}
-
-/* The same against upstream, for the record (it leaves the device stopped). */
-TEST_F(vfpair, mig_reset_with_stop_in_flight_upstream_c)
-{
-	stop_in_flight(_metadata, self, VIRTIO_C_DRIVER, false);
+	stop_in_flight(_metadata, &self->p, variant->driver, variant->ours);
 }
 
 /* ---- Slow readers and writers (a buffer that stays faulted) ---- */

@@ -16,6 +16,7 @@
 
 #include "kselftest_harness.h"
 #include "vfio_dev.h"
+#include "sim.h"
 #include "vfio_mig.h"
 #include "virtio_rs_test.h"
 
@@ -354,14 +355,42 @@ static void cross(struct __test_metadata *_metadata, FIXTURE_DATA(pc) *self, con
 	TH_LOG("%s -> %s: %ld bytes in pre-copy, %ld in STOP_COPY", s, d, pre, stop);
 }
 
-TEST_F_TIMEOUT(pc, precopy_cross_c_to_rust, 120)
+/* Pre-copy streams crossing between the drivers, in both directions. */
+FIXTURE(crossing)
 {
-	cross(_metadata, self, VIRTIO_C_DRIVER, VIRTIO_RS_DRIVER);
+	FIXTURE_DATA(pc) p;
+};
+
+FIXTURE_VARIANT(crossing)
+{
+	const char *src, *dst;
+};
+
+FIXTURE_VARIANT_ADD(crossing, c_to_rust)
+{
+	.src = VIRTIO_C_DRIVER,
+	.dst = VIRTIO_RS_DRIVER,
+};
+
+FIXTURE_VARIANT_ADD(crossing, rust_to_c)
+{
+	.src = VIRTIO_RS_DRIVER,
+	.dst = VIRTIO_C_DRIVER,
+};
+
+FIXTURE_SETUP(crossing)
+{
+	pc_setup(_metadata, &self->p, NULL);
 }
 
-TEST_F_TIMEOUT(pc, precopy_cross_rust_to_c, 120)
+FIXTURE_TEARDOWN(crossing)
 {
-	cross(_metadata, self, VIRTIO_RS_DRIVER, VIRTIO_C_DRIVER);
+	pc_teardown(_metadata, &self->p, NULL);
+}
+
+TEST_F_TIMEOUT(crossing, precopy_cross, 120)
+{
+	cross(_metadata, &self->p, variant->src, variant->dst);
 }
 
 /* Bytes moved before the stop and during STOP_COPY, for two context sizes,

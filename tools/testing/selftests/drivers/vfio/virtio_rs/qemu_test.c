@@ -20,6 +20,7 @@
 
 #include "kselftest_harness.h"
 #include "qemu.h"
+#include "sim.h"
 #include "vfio_mig.h"
 #include "virtio_rs_test.h"
 
@@ -218,7 +219,9 @@ static void migrate(struct __test_metadata *_metadata, FIXTURE_DATA(nested) *sel
 	EXPECT_NE(NULL, strstr(dt, "RESUMING>RUNNING_P2P>RUNNING")) TH_LOG("%s", dt);
 	EXPECT_EQ(NULL, strstr(dt, "ERROR"));
 	TH_LOG("device commands: PARTS_GET %ld, PARTS_SET %ld, MODE_SET %ld",
-	       sim_trace_count(0xf), sim_trace_count(0x10), sim_trace_count(0x11));
+	       sim_trace_count(VIRTIO_ADMIN_CMD_DEV_PARTS_GET),
+	       sim_trace_count(VIRTIO_ADMIN_CMD_DEV_PARTS_SET),
+	       sim_trace_count(VIRTIO_ADMIN_CMD_DEV_MODE_SET));
 	/* Our driver's own counters, where it runs. */
 	if (!strcmp(src_drv, VIRTIO_RS_DRIVER)) {
 		long recs = drv_stat(self->vf[0], "records_saved");

@@ -17,6 +17,7 @@
 
 #include "kselftest_harness.h"
 #include "vfio_dev.h"
+#include "sim.h"
 #include "vfio_mig.h"
 #include "virtio_rs_test.h"
 
@@ -245,60 +246,60 @@ TEST(sim_spec_checks)
 	/* VF 3 runs and has no driver: create a SET object directly. */
 	obj_hdr(create, id);
 	create[16] = 1;	/* SET */
-	ASSERT_EQ(0, raw(0, 0xa, 1, 3, create, sizeof(create), &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_RESOURCE_OBJ_CREATE, 1, 3, create, sizeof(create), &r));
 	ASSERT_EQ(ST_OK, r.status);
 	/* The same id again is refused. */
-	ASSERT_EQ(0, raw(0, 0xa, 1, 3, create, sizeof(create), &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_RESOURCE_OBJ_CREATE, 1, 3, create, sizeof(create), &r));
 	EXPECT_NE(ST_OK, r.status);
 
 	/* SET while running fails, without side effects. */
 	obj_hdr(set, id);
 	memcpy(set + 8, status_part, sizeof(status_part));
-	ASSERT_EQ(0, raw(0, 0x10, 1, 3, set, 8 + 17, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_DEV_PARTS_SET, 1, 3, set, 8 + 17, &r));
 	EXPECT_EQ(ST_EBUSY, r.status);
 	/* Stop the device: the same SET succeeds. */
-	ASSERT_EQ(0, raw(0, 0x11, 1, 3, &stop, 1, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_DEV_MODE_SET, 1, 3, &stop, 1, &r));
 	ASSERT_EQ(ST_OK, r.status);
-	ASSERT_EQ(0, raw(0, 0x10, 1, 3, set, 8 + 17, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_DEV_PARTS_SET, 1, 3, set, 8 + 17, &r));
 	EXPECT_EQ(ST_OK, r.status);
 	/* Malformed parts (truncated value) are rejected. */
 	set[8 + 12] = 5;
-	ASSERT_EQ(0, raw(0, 0x10, 1, 3, set, 8 + 17, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_DEV_PARTS_SET, 1, 3, set, 8 + 17, &r));
 	EXPECT_EQ(ST_EINVAL, r.status);
 	/* Undefined mode bits are rejected. */
 	stop = 2;
-	ASSERT_EQ(0, raw(0, 0x11, 1, 3, &stop, 1, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_DEV_MODE_SET, 1, 3, &stop, 1, &r));
 	EXPECT_EQ(ST_EINVAL, r.status);
-	ASSERT_EQ(0, raw(0, 0x11, 1, 3, &run, 1, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_DEV_MODE_SET, 1, 3, &run, 1, &r));
 	EXPECT_EQ(ST_OK, r.status);
 	/* A GET command on a SET object: wrong object type. */
 	obj_hdr(hdr, id);
 	hdr[8] = 0;	/* SIZE */
-	ASSERT_EQ(0, raw(8, 0xe, 1, 3, hdr, 16, &r));
+	ASSERT_EQ(0, raw(8, VIRTIO_ADMIN_CMD_DEV_PARTS_METADATA_GET, 1, 3, hdr, 16, &r));
 	EXPECT_EQ(ST_EINVAL, r.status);
 	/* Another member's object id. */
-	ASSERT_EQ(0, raw(0, 0xd, 1, 2, hdr, 8, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_RESOURCE_OBJ_DESTROY, 1, 2, hdr, 8, &r));
 	EXPECT_EQ(ST_EINVAL, r.status);
 	/* Object type other than device parts. */
 	create[0] = 1;
-	ASSERT_EQ(0, raw(0, 0xa, 1, 3, create, sizeof(create), &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_RESOURCE_OBJ_CREATE, 1, 3, create, sizeof(create), &r));
 	EXPECT_EQ(ST_EINVAL, r.status);
 	/* Bad member and bad group. */
-	ASSERT_EQ(0, raw(0, 0xd, 1, 0, hdr, 8, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_RESOURCE_OBJ_DESTROY, 1, 0, hdr, 8, &r));
 	EXPECT_EQ(Q_INVALID_MEMBER, r.qualifier);
-	ASSERT_EQ(0, raw(0, 0xd, 1, 99, hdr, 8, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_RESOURCE_OBJ_DESTROY, 1, 99, hdr, 8, &r));
 	EXPECT_EQ(Q_INVALID_MEMBER, r.qualifier);
-	ASSERT_EQ(0, raw(0, 0xd, 0, 3, hdr, 8, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_RESOURCE_OBJ_DESTROY, 0, 3, hdr, 8, &r));
 	EXPECT_EQ(Q_INVALID_GROUP, r.qualifier);
 	/* Destroy it; destroying again fails. */
-	ASSERT_EQ(0, raw(0, 0xd, 1, 3, hdr, 8, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_RESOURCE_OBJ_DESTROY, 1, 3, hdr, 8, &r));
 	EXPECT_EQ(ST_OK, r.status);
-	ASSERT_EQ(0, raw(0, 0xd, 1, 3, hdr, 8, &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_RESOURCE_OBJ_DESTROY, 1, 3, hdr, 8, &r));
 	EXPECT_EQ(ST_EINVAL, r.status);
 	/* An id beyond the negotiated limit. */
 	obj_hdr(create, 255);
 	create[0] = 0;
-	ASSERT_EQ(0, raw(0, 0xa, 1, 3, create, sizeof(create), &r));
+	ASSERT_EQ(0, raw(0, VIRTIO_ADMIN_CMD_RESOURCE_OBJ_CREATE, 1, 3, create, sizeof(create), &r));
 	EXPECT_EQ(ST_EINVAL, r.status);
 	EXPECT_EQ(0, sim_stat("objects"));
 }
@@ -378,7 +379,7 @@ TEST_F(c_pair, sim_fault_injection)
 	int fd, rfd, ret;
 
 	/* fail: the 1st next PARTS_GET answers EINVAL; the driver reports it. */
-	ASSERT_EQ(0, sim_ctl("fail 0xf 1 22"));
+	ASSERT_EQ(0, sim_ctl("fail %#x 1 22", VIRTIO_ADMIN_CMD_DEV_PARTS_GET));
 	ret = mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_STOP_COPY, &fd);
 	EXPECT_EQ(-EINVAL, ret);
 	EXPECT_EQ(0, sim_stat("objects"));
@@ -386,7 +387,7 @@ TEST_F(c_pair, sim_fault_injection)
 	EXPECT_EQ(0, sim_stat("faults_pending"));
 
 	/* delay: MODE_SET takes at least the delay. */
-	ASSERT_EQ(0, sim_ctl("delay 0x11 1 300"));
+	ASSERT_EQ(0, sim_ctl("delay %#x 1 300", VIRTIO_ADMIN_CMD_DEV_MODE_SET));
 	t0 = now_s();
 	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_STOP, NULL));
 	EXPECT_GE(now_s() - t0, 0.3);
@@ -401,14 +402,14 @@ TEST_F(c_pair, sim_fault_injection)
 
 	/* short: PARTS_GET returns 100 bytes; the record carries truncated
 	 * parts, which the destination device rejects on DEV_PARTS_SET. */
-	ASSERT_EQ(0, sim_ctl("short 0xf 1 100"));
+	ASSERT_EQ(0, sim_ctl("short %#x 1 100", VIRTIO_ADMIN_CMD_DEV_PARTS_GET));
 	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_STOP_COPY, &fd));
 	ASSERT_EQ(116, mig_read_all(fd, &buf, &len, 4096, 0));
 	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, VFIO_DEVICE_STATE_RESUMING, &rfd));
 	EXPECT_EQ(-EINVAL, mig_write_all(rfd, buf, len, 4096));
 	EXPECT_EQ(0, mig_set_state(self->d[1].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL));
 	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL));
-	EXPECT_GT(sim_trace_count(0xf), 0);
+	EXPECT_GT(sim_trace_count(VIRTIO_ADMIN_CMD_DEV_PARTS_GET), 0);
 	close(rfd);
 	close(fd);
 	free(buf);
