@@ -136,7 +136,8 @@ impl PageBuffer {
             // - no concurrent read or write of the same page: the page
             //   belongs to `self.pages`, and `&mut self` excludes every
             //   other access to it, including the device's through a
-            //   scatterlist of `with_sg`, which needs `&self`.
+            //   scatterlist of `with_sg` or `with_sg_mut`, which borrow
+            //   `self`.
             // `write_raw()` checks `in_page + n <= PAGE_SIZE` itself.
             unsafe { page.write_raw(chunk.as_ptr(), in_page, n)? };
             done += n;
@@ -161,7 +162,7 @@ impl PageBuffer {
             // read or write of the same page runs concurrently: the page
             // belongs to `self.pages`, and `&mut self` excludes every other
             // access to it, including the device's through a scatterlist of
-            // `with_sg`, which needs `&self`. It checks
+            // `with_sg` or `with_sg_mut`, which borrow `self`. It checks
             // `in_page + n <= PAGE_SIZE` itself.
             unsafe { page.copy_from_user_slice_raw(reader, in_page, n)? };
             done += n;

@@ -33,7 +33,8 @@ use crate::bindings;
 
 /// Size of the object header in front of `DEV_PARTS_SET` data
 /// (`struct virtio_admin_cmd_resource_obj_cmd_hdr`).
-pub const OBJ_HDR_LEN: usize = core::mem::size_of::<bindings::virtio_admin_cmd_resource_obj_cmd_hdr>();
+pub const OBJ_HDR_LEN: usize =
+    core::mem::size_of::<bindings::virtio_admin_cmd_resource_obj_cmd_hdr>();
 
 /// Device parts objects dropped without [`Vf::destroy_parts`], module-wide.
 static OBJECTS_LEAKED: Atomic<u64> = Atomic::new(0);
@@ -237,7 +238,8 @@ impl Vf {
             //   valid only while a VF driver is attached, which holds while the
             //   binding that made this `Vf` lasts: a `Vf` sends nothing after
             //   `revoke()`, which its driver calls when the binding ends (the
-            //   contract of `with_dev_parts`), and `check()` above returned Ok.
+            //   contract of `with_dev_parts`), and `revoked` was found false
+            //   above.
             let ret = unsafe {
                 bindings::virtio_pci_admin_obj_destroy(
                     self.raw(),

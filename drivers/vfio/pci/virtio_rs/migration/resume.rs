@@ -12,7 +12,6 @@
 
 use kernel::{
     fs::File,
-    transmute::AsBytes,
     new_mutex,
     prelude::*,
     sync::{
@@ -20,6 +19,7 @@ use kernel::{
         atomic::{Acquire, Atomic, Release},
         ArcBorrow, Mutex,
     },
+    transmute::AsBytes,
     uaccess::UserSliceReader,
 };
 
@@ -293,6 +293,10 @@ impl StreamOps for ResumeSession {
         s.status.store(WRITING, Release);
         let r = inner.write(&this, input);
         s.status.store(inner.status(), Release);
+        if this.ended() {
+            // Ended while this write ran: keep no buffer.
+            inner.buf.clear();
+        }
         r
     }
 }

@@ -394,8 +394,34 @@ impl StreamOps for SaveSession {
             return Err(ENODEV);
         }
         let want = out.len();
+        let r = Self::read_locked(&this, &mut cur, out, want);
+        if this.ended() {
+            // Ended while this read ran: keep no buffer.
+            *cur = None;
+        }
+        r
+    }
+
+    fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
+        if cmd != MIG_GET_PRECOPY_INFO {
+            return Err(ENOTTY);
+        }
+        Self::precopy_info(this, cmd, arg)
+    }
+}
+
+impl SaveSession {
+    /// `read()` with the reader's record `cur` locked: copy what is queued,
+    /// then decide what an empty read means.
+    fn read_locked(
+        this: &Self,
+        cur: &mut Option<Record>,
+        out: &mut UserSliceWriter,
+        want: usize,
+    ) -> Result<usize> {
+        let s = &this.stream;
         loop {
-            let (done, fault) = Self::copy_records(&this, &mut cur, out, want)?;
+            let (done, fault) = Self::copy_records(this, cur, out, want)?;
             if done > 0 {
                 return Ok(done);
             } else if fault {
@@ -416,12 +442,5 @@ impl StreamOps for SaveSession {
             }
             // A capture queued a record meanwhile: copy it.
         }
-    }
-
-    fn ioctl(this: ArcBorrow<'_, Self>, cmd: u32, arg: usize) -> Result<isize> {
-        if cmd != MIG_GET_PRECOPY_INFO {
-            return Err(ENOTTY);
-        }
-        Self::precopy_info(this, cmd, arg)
     }
 }
