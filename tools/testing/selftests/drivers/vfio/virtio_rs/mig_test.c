@@ -1473,12 +1473,28 @@ TEST_F_TIMEOUT(vfpair, mig_eof_only_when_complete, 240)
 	ASSERT_EQ(0, pair_bind(self, 1, VIRTIO_RS_DRIVER));
 	dev = self->d[0].device_fd;
 	srand(7);
-	for (round = 0; round < 30; round++) {
+	for (round = 0; round < 40; round++) {
 		struct drain_arg d = { .last = 1 };
-		bool reset = round % 3 == 2;
+		bool reset = round % 4 >= 2, stop_copy = round % 4 == 3;
 		uint64_t src, dst;
 		pthread_t th;
 
+		if (stop_copy) {
+			/* A complete session: EOF only after all its bytes. */
+			ASSERT_EQ(0, mig_set_state(dev, S_SC, &d.fd));
+			ASSERT_EQ(0, pthread_create(&th, NULL, drain_thread, &d));
+			usleep(rand() % 5000);
+			ASSERT_EQ(0, ioctl(dev, VFIO_DEVICE_RESET));
+			pthread_join(th, NULL);
+			if (d.last == 0) {
+				EXPECT_EQ(16 + 4096, d.len) TH_LOG("round %d: EOF before the end", round);
+			} else {
+				EXPECT_EQ(ENODEV, d.err) TH_LOG("round %d", round);
+			}
+			close(d.fd);
+			free(d.buf);
+			continue;
+		}
 		ASSERT_EQ(0, mig_set_state(dev, S_PC, &d.fd));
 		ASSERT_EQ(0, pthread_create(&th, NULL, drain_thread, &d));
 		usleep(rand() % 20000);
@@ -1773,6 +1789,24 @@ TEST_F_TIMEOUT(vfpair, mig_device_load_bound, 300)
 	EXPECT_EQ(6, sim_op_count(OP_GET));
 	EXPECT_GE(drv_stat(self->vf[0], "read_waits"), 3);
 	EXPECT_GE(el, 0.5 * (6 - 2) * 0.9);
+	ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL));
+
+	/* A long interval: a stop-copy read waits at most one second, whatever
+	 * the interval (the wait holds the state mutex). */
+	ASSERT_EQ(0, rebind_with(self, "device_read_burst=1 precopy_interval_ms=5000"));
+	dev = self->d[0].device_fd;
+	ASSERT_EQ(0, mig_set_state(dev, S_STOP, NULL));
+	for (i = 0; i < 3; i++) {
+		double t1 = now_s();
+
+		len = 0;
+		ASSERT_EQ(0, mig_set_state(dev, S_SC, &fd));
+		EXPECT_LT(now_s() - t1, 1.5) TH_LOG("cycle %d waited past the cap", i);
+		EXPECT_EQ(16 + 4096, mig_read_all(fd, &buf, &len, 65536, 0));
+		ASSERT_EQ(0, mig_set_state(dev, S_STOP, NULL));
+		close(fd);
+	}
+	EXPECT_GE(drv_stat(self->vf[0], "read_waits"), 2);
 	ASSERT_EQ(0, mig_set_state(dev, S_RUN, NULL));
 	free(buf);
 }

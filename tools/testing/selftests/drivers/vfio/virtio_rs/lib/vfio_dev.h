@@ -25,7 +25,7 @@ int vfio_open_cdev(const char *bdf, struct vfio_dev *d);
 void vfio_close(struct vfio_dev *d);
 
 /*
- * The checks of core_group_container_open/core_cdev_iommufd_open:
+ * The checks of core_test's iface.*.core_open:
  * DEVICE_GET_INFO, region info of config space and BARs, vendor/device id
  * from config space, mmap of a BAR, DEVICE_RESET, DMA map/unmap of 1 MiB.
  * Returns 0 or a negative step number; *what names the failed step.

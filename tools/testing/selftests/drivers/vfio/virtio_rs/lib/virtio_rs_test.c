@@ -305,35 +305,62 @@ static const char *const bug_markers[] = {
 #include "bug_markers.h"
 };
 
+int kmsg_bug_markers(void)
+{
+	return sizeof(bug_markers) / sizeof(bug_markers[0]);
+}
+
+int kmsg_marker_matches(int i, const char *line)
+{
+	regex_t re;
+	int ret;
+
+	if (i < 0 || i >= kmsg_bug_markers())
+		return -EINVAL;
+	if (regcomp(&re, bug_markers[i], REG_EXTENDED | REG_NOSUB))
+		return -EINVAL;
+	ret = !regexec(&re, line, 0, NULL, 0);
+	regfree(&re);
+	return ret;
+}
+
 int kmsg_bug_lines(const struct kmsg_watch *w, char *first, size_t len)
 {
-	size_t nm = sizeof(bug_markers) / sizeof(bug_markers[0]);
+	size_t nm = sizeof(bug_markers) / sizeof(bug_markers[0]), i;
 	regex_t re[sizeof(bug_markers) / sizeof(bug_markers[0])];
 	const char *line = w->text;
-	char buf[1024];
 	int count = 0;
 
 	if (first && len)
 		first[0] = '\0';
-	for (size_t i = 0; i < nm; i++)
-		if (regcomp(&re[i], bug_markers[i], REG_EXTENDED | REG_NOSUB))
+	for (i = 0; i < nm; i++) {
+		if (regcomp(&re[i], bug_markers[i], REG_EXTENDED | REG_NOSUB)) {
+			while (i--)
+				regfree(&re[i]);
 			return -EINVAL;
+		}
+	}
 	while (line && *line) {
 		const char *end = strchr(line, '\n');
 		size_t ll = end ? (size_t)(end - line) : strlen(line);
+		char *one = strndup(line, ll);
 
-		snprintf(buf, sizeof(buf), "%.*s", (int)ll, line);
-		for (size_t i = 0; i < nm; i++) {
-			if (regexec(&re[i], buf, 0, NULL, 0))
+		if (!one) {
+			count = -ENOMEM;
+			break;
+		}
+		for (i = 0; i < nm; i++) {
+			if (regexec(&re[i], one, 0, NULL, 0))
 				continue;
 			if (!count && first && len)
-				snprintf(first, len, "%s", buf);
+				snprintf(first, len, "%s", one);
 			count++;
 			break;
 		}
+		free(one);
 		line = end ? end + 1 : NULL;
 	}
-	for (size_t i = 0; i < nm; i++)
+	for (i = 0; i < nm; i++)
 		regfree(&re[i]);
 	return count;
 }

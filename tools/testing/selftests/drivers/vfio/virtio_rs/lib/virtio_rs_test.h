@@ -65,6 +65,9 @@ struct kmsg_watch {
 int kmsg_watch_start(struct kmsg_watch *w);
 int kmsg_watch_collect(struct kmsg_watch *w);
 int kmsg_bug_lines(const struct kmsg_watch *w, char *first, size_t len);
+/* The number of markers, and whether marker i matches line (1/0/-errno). */
+int kmsg_bug_markers(void);
+int kmsg_marker_matches(int i, const char *line);
 bool kmsg_find(const struct kmsg_watch *w, const char *needle);
 void kmsg_watch_stop(struct kmsg_watch *w);
 
