@@ -126,9 +126,10 @@ TEST(harness_bug_markers)
 
 	ASSERT_EQ(n, (int)(sizeof(samples) / sizeof(samples[0])))
 		TH_LOG("one sample per marker");
-	for (int i = 0; i < n; i++)
-		EXPECT_EQ(1, kmsg_marker_matches(i, samples[i])) TH_LOG("marker %d missed: %s",
-									i, samples[i]);
+	for (int i = 0; i < n; i++) {
+		EXPECT_EQ(1, kmsg_marker_matches(i, samples[i]))
+			TH_LOG("marker %d missed: %s", i, samples[i]);
+	}
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		w.text = (char *)good[i];
 		w.len = strlen(good[i]);
