@@ -340,8 +340,10 @@ static void all_arcs(struct __test_metadata *_metadata, FIXTURE_DATA(vfpair) *se
 			EXPECT_EQ(file, fd1 >= 0) TH_LOG("%s -> %d: data fd", state_name[from], to);
 			ngot = sim_trace_ops(1, got, 64);
 			EXPECT_EQ(nwant, ngot) TH_LOG("%s -> %d: command count", state_name[from], to);
-			for (i = 0; i < nwant && i < ngot; i++)
-				EXPECT_EQ(want[i], got[i]) TH_LOG("%s -> %d: command %d", state_name[from], to, i);
+			for (i = 0; i < nwant && i < ngot; i++) {
+				EXPECT_EQ(want[i], got[i])
+					TH_LOG("%s -> %d: command %d", state_name[from], to, i);
+			}
 			if (fd1 >= 0)
 				close(fd1);
 			if (fd0 >= 0)
@@ -1060,8 +1062,9 @@ TEST_F_TIMEOUT(vfpair, mig_concurrency, 180)
 	pthread_barrier_wait(&c.start);
 	for (i = 0; i < CONC_THREADS; i++)
 		pthread_join(th[i], NULL);
-	for (i = 0; i < CONC_THREADS; i++)
+	for (i = 0; i < CONC_THREADS; i++) {
 		EXPECT_EQ(0, c.bad[i][0]) TH_LOG("thread %d: %s", i, c.bad[i]);
+	}
 	EXPECT_EQ(0, bad) TH_LOG("state and device disagreed");
 	TH_LOG("%d rounds: state requests %ld, reader %ld, resets %ld, queries %ld, "
 	       "resume sessions %ld", rounds, c.ops[0], c.ops[1], c.ops[2], c.ops[3], c.ops[4]);
