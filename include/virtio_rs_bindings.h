@@ -60,4 +60,17 @@ int virtio_rs_mig_get_state(struct vfio_device *vdev,
 			    enum vfio_device_mig_state *state);
 int virtio_rs_mig_get_data_size(struct vfio_device *vdev, unsigned long *len);
 
+/*
+ * Trace events (drivers/vfio/pci/virtio_rs/trace.{h,c}): whether any is
+ * enabled, and one wrapper per event.
+ */
+bool virtio_rs_trace_on(void);
+void virtio_rs_trace_state_request(struct pci_dev *pdev, u32 cur, u32 new);
+void virtio_rs_trace_arc(struct pci_dev *pdev, u32 from, u32 to, s64 ns, int ret);
+void virtio_rs_trace_admin_cmd(struct pci_dev *pdev, u16 opcode, u64 bytes, s64 ns, int ret);
+void virtio_rs_trace_session(struct pci_dev *pdev, bool saving, bool created);
+void virtio_rs_trace_record(struct pci_dev *pdev, bool saved, u64 size);
+void virtio_rs_trace_precopy_query(struct pci_dev *pdev, u32 decision, u64 initial,
+				   u64 dirty);
+
 #endif /* _VIRTIO_RS_BINDINGS_H */

@@ -180,6 +180,9 @@ impl MigStats {
 
 /// What a direction's stream does when its session ends.
 pub(crate) trait Stream: Send + Sync + 'static {
+    /// Whether this is the saving direction (for trace events).
+    const SAVING: bool;
+
     /// Free what can be freed without waiting for the stream's own locks:
     /// called with the state mutex held (see the module docs).
     fn release(&self);
@@ -249,6 +252,9 @@ impl<S: Stream> Slot<S> {
         self.session.end();
         if let Some(obj) = self.obj {
             vf.destroy_parts(obj);
+        }
+        if vf.tracing() {
+            vf.trace_session(S::SAVING, false);
         }
     }
 }

@@ -25,6 +25,7 @@ use kernel::{
     ffi::c_int,
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
+    time::{Instant, Monotonic},
 };
 
 use super::page_buffer::PageBuffer;
@@ -161,6 +162,7 @@ impl Vf {
         } else {
             0
         };
+        let t = self.cmd_start();
         // SAFETY: `virtio_pci_admin_mode_set()` needs a valid VF `struct
         // pci_dev` whose commands the caller serialises, with a VF driver
         // attached:
@@ -171,7 +173,9 @@ impl Vf {
         //   binding that made this `Vf` lasts: a `Vf` sends nothing after
         //   `revoke()`, which its driver calls when the binding ends (the
         //   contract of `with_dev_parts`), and `check()` above returned Ok.
-        admin_result(unsafe { bindings::virtio_pci_admin_mode_set(self.raw(), flags) })
+        let r = admin_result(unsafe { bindings::virtio_pci_admin_mode_set(self.raw(), flags) });
+        self.cmd_done(t, bindings::VIRTIO_ADMIN_CMD_DEV_MODE_SET, 1, &r);
+        r
     }
 
     /// `RESOURCE_OBJ_CREATE` of a device parts object.
@@ -182,6 +186,7 @@ impl Vf {
             PartsOp::Set => bindings::VIRTIO_RESOURCE_OBJ_DEV_PARTS_TYPE_SET,
         };
         let mut id = 0u32;
+        let t = self.cmd_start();
         // SAFETY: `virtio_pci_admin_obj_create()` needs a valid VF `struct
         // pci_dev` whose commands the caller serialises, with a VF driver
         // attached, and a `u32` for the new id:
@@ -193,14 +198,16 @@ impl Vf {
         //   binding that made this `Vf` lasts: a `Vf` sends nothing after
         //   `revoke()`, which its driver calls when the binding ends (the
         //   contract of `with_dev_parts`), and `check()` above returned Ok.
-        admin_result(unsafe {
+        let r = admin_result(unsafe {
             bindings::virtio_pci_admin_obj_create(
                 self.raw(),
                 bindings::VIRTIO_RESOURCE_OBJ_DEV_PARTS as u16,
                 op_type as u8,
                 &mut id,
             )
-        })?;
+        });
+        self.cmd_done(t, bindings::VIRTIO_ADMIN_CMD_RESOURCE_OBJ_CREATE, 0, &r);
+        r?;
         // INVARIANT: the object was just created on this VF.
         Ok(PartsObject {
             owner: self.pdev,
@@ -226,6 +233,7 @@ impl Vf {
             return;
         }
         for attempt in 0..2 {
+            let t = self.cmd_start();
             // SAFETY: `virtio_pci_admin_obj_destroy()` needs a valid VF `struct
             // pci_dev` whose commands the caller serialises, with a VF driver
             // attached, and an object of that VF:
@@ -247,6 +255,12 @@ impl Vf {
                     obj.id,
                 )
             };
+            self.cmd_done(
+                t,
+                bindings::VIRTIO_ADMIN_CMD_RESOURCE_OBJ_DESTROY,
+                0,
+                &admin_result(ret),
+            );
             if ret == 0 {
                 break;
             }
@@ -277,6 +291,7 @@ impl Vf {
         self.check()?;
         self.owns(obj)?;
         let mut size = 0u32;
+        let t = self.cmd_start();
         // SAFETY: `virtio_pci_admin_dev_parts_metadata_get()` needs a valid VF
         // `struct pci_dev` whose commands the caller serialises, with a VF
         // driver attached, an object of that VF and a `u32` for the size:
@@ -290,7 +305,7 @@ impl Vf {
         //   that made this `Vf` lasts: a `Vf` sends nothing after `revoke()`,
         //   which its driver calls when the binding ends (the contract of
         //   `with_dev_parts`), and `check()` above returned Ok.
-        admin_result(unsafe {
+        let r = admin_result(unsafe {
             bindings::virtio_pci_admin_dev_parts_metadata_get(
                 self.raw(),
                 bindings::VIRTIO_RESOURCE_OBJ_DEV_PARTS as u16,
@@ -298,7 +313,9 @@ impl Vf {
                 bindings::VIRTIO_ADMIN_CMD_DEV_PARTS_METADATA_TYPE_SIZE as u8,
                 &mut size,
             )
-        })?;
+        });
+        self.cmd_done(t, bindings::VIRTIO_ADMIN_CMD_DEV_PARTS_METADATA_GET, 4, &r);
+        r?;
         Ok(size)
     }
 
@@ -309,7 +326,8 @@ impl Vf {
         self.owns(obj)?;
         let pdev = self.raw();
         let mut got = 0u32;
-        buf.with_sg_mut(len as usize, |sg| {
+        let t = self.cmd_start();
+        let r = buf.with_sg_mut(len as usize, |sg| {
             // SAFETY: `virtio_pci_admin_dev_parts_get()` needs a valid VF
             // `struct pci_dev` whose commands the caller serialises, with a VF
             // driver attached, an object of that VF, an end-marked result list
@@ -338,7 +356,15 @@ impl Vf {
                     &mut got,
                 )
             })
-        })??;
+        });
+        let r = r.and_then(|r| r);
+        self.cmd_done(
+            t,
+            bindings::VIRTIO_ADMIN_CMD_DEV_PARTS_GET,
+            u64::from(got),
+            &r,
+        );
+        r?;
         if got > len {
             return Err(EIO);
         }
@@ -351,7 +377,8 @@ impl Vf {
         self.check()?;
         self.owns(obj)?;
         let pdev = self.raw();
-        buf.with_sg(len, |sg| {
+        let t = self.cmd_start();
+        let r = buf.with_sg(len, |sg| {
             // SAFETY: `virtio_pci_admin_dev_parts_set()` needs a valid VF
             // `struct pci_dev` whose commands the caller serialises, with a VF
             // driver attached and an end-marked list of the data, which the
@@ -368,8 +395,113 @@ impl Vf {
             //   `revoke()`, which its driver calls when the binding ends (the
             //   contract of `with_dev_parts`), and `check()` above returned Ok.
             admin_result(unsafe { bindings::virtio_pci_admin_dev_parts_set(pdev, sg.as_raw()) })
-        })?
+        });
+        let r = r.and_then(|r| r);
+        self.cmd_done(t, bindings::VIRTIO_ADMIN_CMD_DEV_PARTS_SET, len as u64, &r);
+        r
     }
+}
+
+/// Why a pre-copy query read the device or not (the `virtio_rs_precopy_query`
+/// trace event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrecopyDecision {
+    /// The device was read again.
+    Allowed = 0,
+    /// Queued data was not read yet.
+    Undrained = 1,
+    /// The stream is complete (STOP_COPY).
+    Complete = 2,
+    /// The session used its reads.
+    Cap = 3,
+    /// Less than an interval since the last read.
+    Rate = 4,
+    /// The device's read budget is spent.
+    Budget = 5,
+}
+
+/// The trace events of a VF (tracefs `events/virtio_vfio_pci_rs/`, defined
+/// in `trace.h`). Each costs a call to check that it is enabled.
+impl Vf {
+    /// Whether any of the module's trace events is enabled.
+    pub fn tracing(&self) -> bool {
+        trace_on()
+    }
+
+    /// Start timing a command, when tracing.
+    fn cmd_start(&self) -> Option<Instant<Monotonic>> {
+        trace_on().then(Instant::now)
+    }
+
+    /// `virtio_rs_admin_cmd`, when [`Self::cmd_start`] started a timer.
+    fn cmd_done<R>(&self, t: Option<Instant<Monotonic>>, opcode: u32, bytes: u64, r: &Result<R>) {
+        let Some(t) = t else {
+            return;
+        };
+        let ret = match r {
+            Ok(_) => 0,
+            Err(e) => e.to_errno(),
+        };
+        // SAFETY: the wrapper only records the event; `pdev` is valid (we
+        // hold a reference on it, type invariant), and `pci_name()` reads
+        // its name, which lives as long as the device.
+        unsafe {
+            bindings::virtio_rs_trace_admin_cmd(
+                self.raw(),
+                opcode as u16,
+                bytes,
+                t.elapsed().as_nanos(),
+                ret,
+            )
+        };
+    }
+
+    /// `virtio_rs_state_request`: a request from `cur` to `new` (uAPI
+    /// state values).
+    pub fn trace_state_request(&self, cur: u32, new: u32) {
+        // SAFETY: as in `cmd_done`: `pdev` is valid (type invariant) and the
+        // wrapper only records the event.
+        unsafe { bindings::virtio_rs_trace_state_request(self.raw(), cur, new) };
+    }
+
+    /// `virtio_rs_arc`: one arc, its duration and result.
+    pub fn trace_arc(&self, from: u32, to: u32, ns: i64, r: &Result) {
+        let ret = r.as_ref().map_or_else(|e| e.to_errno(), |()| 0);
+        // SAFETY: as in `cmd_done`: `pdev` is valid (type invariant) and the
+        // wrapper only records the event.
+        unsafe { bindings::virtio_rs_trace_arc(self.raw(), from, to, ns, ret) };
+    }
+
+    /// `virtio_rs_session`: a saving or resuming session created or ended.
+    pub fn trace_session(&self, saving: bool, created: bool) {
+        // SAFETY: as in `cmd_done`: `pdev` is valid (type invariant) and the
+        // wrapper only records the event.
+        unsafe { bindings::virtio_rs_trace_session(self.raw(), saving, created) };
+    }
+
+    /// `virtio_rs_record`: a device-data record saved (queued) or loaded.
+    pub fn trace_record(&self, saved: bool, size: u64) {
+        // SAFETY: as in `cmd_done`: `pdev` is valid (type invariant) and the
+        // wrapper only records the event.
+        unsafe { bindings::virtio_rs_trace_record(self.raw(), saved, size) };
+    }
+
+    /// `virtio_rs_precopy_query`: a pre-copy query's decision and the bytes
+    /// it reported.
+    pub fn trace_precopy_query(&self, decision: PrecopyDecision, initial: u64, dirty: u64) {
+        // SAFETY: as in `cmd_done`: `pdev` is valid (type invariant) and the
+        // wrapper only records the event.
+        unsafe {
+            bindings::virtio_rs_trace_precopy_query(self.raw(), decision as u32, initial, dirty)
+        };
+    }
+}
+
+/// Whether any trace event of the module is enabled.
+fn trace_on() -> bool {
+    // SAFETY: the wrapper takes no arguments and only reads the events'
+    // static keys.
+    unsafe { bindings::virtio_rs_trace_on() }
 }
 
 impl Drop for Vf {

@@ -113,6 +113,8 @@ impl Resuming {
 }
 
 impl Stream for Resuming {
+    const SAVING: bool = false;
+
     fn release(&self) {
         if let Some(mut g) = self.inner.try_lock() {
             g.buf.clear();
@@ -140,6 +142,9 @@ impl MigInner {
             Ok(file) => {
                 self.resuming = Some(slot);
                 inc(&self.vf.stats.resuming_sessions, 1);
+                if self.vf.vf.tracing() {
+                    self.vf.vf.trace_session(false, true);
+                }
                 Ok(file)
             }
             Err(e) => {
@@ -167,6 +172,9 @@ impl ResumeSession {
         };
         vf.vf.parts_set(obj, buf, len)?;
         vf.size = None;
+        if vf.vf.tracing() {
+            vf.vf.trace_record(false, payload);
+        }
         inc(&vf.stats.records_loaded, 1);
         inc(&vf.stats.bytes_loaded, payload);
         Ok(())

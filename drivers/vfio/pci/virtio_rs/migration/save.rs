@@ -28,7 +28,7 @@ use crate::{
         page_buffer::PageBuffer,
         stream_file::{self, Access, StreamOps},
         vfio::migration::{MigState, MIG_GET_PRECOPY_INFO},
-        virtio_admin::{PartsObject, PartsOp},
+        virtio_admin::{PartsObject, PartsOp, PrecopyDecision},
     },
     proto::{
         precopy::{Decision, PrecopyPolicy},
@@ -194,6 +194,8 @@ impl Saving {
 }
 
 impl Stream for Saving {
+    const SAVING: bool = true;
+
     fn release(&self) {
         self.queue.lock().free_buffers();
         if let Some(mut cur) = self.reader.try_lock() {
@@ -227,6 +229,9 @@ impl VfCtx {
                 Ok(0) => return Err(EIO),
                 Ok(n) => {
                     self.stats.record_saved(n);
+                    if self.vf.tracing() {
+                        self.vf.trace_record(true, u64::from(n));
+                    }
                     return Ok((buf, n));
                 }
                 // The context grew after METADATA_GET: ask again.
@@ -252,6 +257,9 @@ impl MigInner {
             Ok(file) => {
                 self.saving = Some(slot);
                 inc(&self.vf.stats.saving_sessions, 1);
+                if self.vf.vf.tracing() {
+                    self.vf.vf.trace_session(true, true);
+                }
                 Ok(file)
             }
             Err(e) => {
@@ -353,17 +361,22 @@ impl SaveSession {
             let q_lock = &this.stream.queue;
             // Everything queued was read: may the device be read again? The
             // session's policy and the device's budget must both agree.
-            let spare = {
+            let (spare, decision) = {
                 let mut q = q_lock.lock();
                 let now = q.now_ms();
                 let dev_now = vf.now_ms();
-                if q.stream.drained() && !q.complete && vf.budget.available(dev_now) {
-                    match q.policy.query(now) {
-                        Decision::Allowed => Some(q.take_spare()),
-                        _ => None,
-                    }
+                if !q.stream.drained() {
+                    (None, PrecopyDecision::Undrained)
+                } else if q.complete {
+                    (None, PrecopyDecision::Complete)
+                } else if !vf.budget.available(dev_now) {
+                    (None, PrecopyDecision::Budget)
                 } else {
-                    None
+                    match q.policy.query(now) {
+                        Decision::Allowed => (Some(q.take_spare()), PrecopyDecision::Allowed),
+                        Decision::CapReached => (None, PrecopyDecision::Cap),
+                        Decision::RateLimited => (None, PrecopyDecision::Rate),
+                    }
                 }
             };
             let captured = match spare {
@@ -377,6 +390,11 @@ impl SaveSession {
             let bytes = q.stream.precopy();
             info.initial_bytes = bytes.initial_bytes;
             info.dirty_bytes = bytes.dirty_bytes;
+            drop(q);
+            if vf.vf.tracing() {
+                vf.vf
+                    .trace_precopy_query(decision, bytes.initial_bytes, bytes.dirty_bytes);
+            }
         }
         info.reply(arg)?;
         Ok(0)

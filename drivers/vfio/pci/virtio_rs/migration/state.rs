@@ -351,10 +351,25 @@ impl MigrationOps for MigrationStateMachine {
     fn set_state(dev: &Dev, new: MigState) -> Result<Option<ARef<File>>> {
         let mig = mig_of(dev).ok_or(ENOTTY)?;
         let mut st = mig.lock();
+        let tracing = st.vf.vf.tracing();
+        if tracing {
+            st.vf
+                .vf
+                .trace_state_request(st.mig_state.as_u32(), new.as_u32());
+        }
         let mut file = None;
         while st.mig_state != new {
             let next = dev.mig_next_state(st.mig_state, new)?;
-            let f = match st.step(dev, next) {
+            let t0 = tracing.then(Instant::<Monotonic>::now);
+            let r = st.step(dev, next);
+            if let Some(t0) = t0 {
+                let from = st.mig_state.as_u32();
+                let done = r.as_ref().map(|_| ()).map_err(|e| *e);
+                st.vf
+                    .vf
+                    .trace_arc(from, next.as_u32(), t0.elapsed().as_nanos(), &done);
+            }
+            let f = match r {
                 Ok(f) => f,
                 Err(e) => {
                     inc(&st.vf.stats.failed_requests, 1);

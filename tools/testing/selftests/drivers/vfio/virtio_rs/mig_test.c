@@ -1915,4 +1915,93 @@ TEST_F_TIMEOUT(vfpair, mig_tables_charged_to_memcg, 300)
 	rmdir(CG_TEST);
 }
 
+/* ---- Trace events ---- */
+
+#define TRACEFS "/sys/kernel/tracing"
+
+/*
+ * Enable the module's trace events through tracefs, migrate VF1 into VF2,
+ * and find the expected events in order (other events may come between).
+ */
+TEST_F_TIMEOUT(vfpair, mig_trace_events, 120)
+{
+	static const char *const want[] = {
+		"virtio_rs_state_request: %s RUNNING -> STOP_COPY",
+		"virtio_rs_admin_cmd: %s MODE_SET 1 bytes",
+		"virtio_rs_arc: %s RUNNING -> RUNNING_P2P",
+		"virtio_rs_arc: %s RUNNING_P2P -> STOP",
+		"virtio_rs_admin_cmd: %s OBJ_CREATE",
+		"virtio_rs_admin_cmd: %s PARTS_METADATA_GET",
+		"virtio_rs_admin_cmd: %s PARTS_GET 4096 bytes",
+		"virtio_rs_record: %s record saved, 4096 bytes",
+		"virtio_rs_session: %s saving session created",
+		"virtio_rs_arc: %s STOP -> STOP_COPY",
+		"virtio_rs_state_request: %s RUNNING -> STOP",
+		"virtio_rs_state_request: %s STOP -> RESUMING",
+		"virtio_rs_session: %s resuming session created",
+		"virtio_rs_admin_cmd: %s PARTS_SET 4104 bytes",
+		"virtio_rs_record: %s record loaded, 4096 bytes",
+		"virtio_rs_state_request: %s RESUMING -> RUNNING",
+		"virtio_rs_session: %s resuming session ended",
+		"virtio_rs_state_request: %s STOP_COPY -> RUNNING",
+		"virtio_rs_session: %s saving session ended",
+	};
+	/* Which VF each line is about: the source (0) or the destination (1). */
+	static const int who[] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0 };
+	uint8_t *buf = NULL;
+	size_t len = 0, tlen = 0;
+	char *text = NULL, *at;
+	int fd, rfd, i, tf;
+
+	if (access(TRACEFS "/trace", F_OK))
+		mount("nodev", TRACEFS, "tracefs", 0, NULL);
+	if (access(TRACEFS "/events/virtio_vfio_pci_rs/enable", F_OK))
+		SKIP(return, "no tracefs or no events of the module");
+	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
+	ASSERT_EQ(0, pair_bind(self, 1, VIRTIO_RS_DRIVER));
+	ASSERT_EQ(0, sysfs_write(TRACEFS "/trace", ""));
+	ASSERT_EQ(0, sysfs_write(TRACEFS "/events/virtio_vfio_pci_rs/enable", "1"));
+
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, S_SC, &fd));
+	ASSERT_GT(mig_read_all(fd, &buf, &len, 65536, 0), 16);
+	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, S_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, S_RES, &rfd));
+	ASSERT_EQ(0, mig_write_all(rfd, buf, len, 65536));
+	ASSERT_EQ(0, mig_set_state(self->d[1].device_fd, S_RUN, NULL));
+	ASSERT_EQ(0, mig_set_state(self->d[0].device_fd, S_RUN, NULL));
+
+	ASSERT_EQ(0, sysfs_write(TRACEFS "/events/virtio_vfio_pci_rs/enable", "0"));
+	tf = open(TRACEFS "/trace", O_RDONLY);
+	ASSERT_GE(tf, 0);
+	for (;;) {
+		char chunk[4096];
+		ssize_t n = read(tf, chunk, sizeof(chunk));
+
+		if (n <= 0)
+			break;
+		text = realloc(text, tlen + n + 1);
+		ASSERT_NE(NULL, text);
+		memcpy(text + tlen, chunk, n);
+		tlen += n;
+		text[tlen] = '\0';
+	}
+	close(tf);
+	ASSERT_NE(NULL, text);
+	at = text;
+	for (i = 0; i < (int)(sizeof(want) / sizeof(want[0])); i++) {
+		char needle[160];
+		char *hit;
+
+		snprintf(needle, sizeof(needle), want[i], self->vf[who[i]]);
+		hit = strstr(at, needle);
+		EXPECT_NE(NULL, hit) TH_LOG("event %d not found in order: %s", i, needle);
+		if (hit)
+			at = hit + strlen(needle);
+	}
+	close(rfd);
+	close(fd);
+	free(buf);
+	free(text);
+}
+
 TEST_HARNESS_MAIN
