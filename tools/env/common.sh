@@ -10,12 +10,29 @@
 #   $VIRTIO_RS_CACHE/src/         unpacked and patched linux-source-7.3
 #   $VIRTIO_RS_CACHE/kbuild/      kernel build directory (O=)
 #   $VIRTIO_RS_CACHE/out/         module build copies, initramfs, VM logs
+#   $VIRTIO_RS_CACHE/kbuild-release/, out-release/
+#                                 the same for the release-style kernel
+#                                 (KFLAVOR=release: make bench)
 #
 # Inside the chroot the cache is mounted at /cache and the repository at
 # /repo, so paths look the same for every run.
 
 VIRTIO_RS_CACHE=${VIRTIO_RS_CACHE:-$HOME/.cache/virtio-rs}
 CHROOT=$VIRTIO_RS_CACHE/chroot
+
+# The kernel flavor: the test kernel (debug options on) or the release-style
+# kernel of the benchmark. KB/OUT on the host, CKB/COUT inside the chroot.
+KFLAVOR=${KFLAVOR:-test}
+case "$KFLAVOR" in
+test) KB_NAME=kbuild OUT_NAME=out ;;
+release) KB_NAME=kbuild-release OUT_NAME=out-release ;;
+*) printf 'error: KFLAVOR must be test or release\n' >&2; exit 1 ;;
+esac
+KB=$VIRTIO_RS_CACHE/$KB_NAME
+OUT=$VIRTIO_RS_CACHE/$OUT_NAME
+CKB=/cache/$KB_NAME
+COUT=/cache/$OUT_NAME
+export KFLAVOR
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 die() {
