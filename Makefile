@@ -3,7 +3,7 @@
 # User entry points (see README.md). The kernel's build system reads Kbuild,
 # not this file, when it builds the module with M=<this directory>.
 
-.PHONY: all run check setup kernel vm fuzz clean help
+.PHONY: all run check bench setup kernel vm fuzz clean help
 
 all: vm
 
@@ -15,6 +15,10 @@ run:
 ## make check   - everything: toolchain, kernel, host tests, VM tests
 check:
 	@tools/check
+
+## make bench   - our driver against upstream's on a release-style kernel: the table
+bench:
+	@tools/bench/run
 
 ## make setup   - only create the toolchain chroot
 setup:

@@ -27,7 +27,7 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex,
     },
-    time::{delay::fsleep, Delta},
+    time::{delay::fsleep, Delta, Instant, Monotonic},
 };
 
 use crate::{
@@ -291,6 +291,9 @@ pub(crate) struct Sim {
     /// Commands sleeping in a `delay` fault right now (tests wait for it
     /// to know that a command is in flight).
     delaying: Atomic<u32>,
+    /// Nanoseconds spent executing commands, since load (the device's
+    /// share of a migration's time, for the benchmark).
+    busy_ns: Atomic<u64>,
     #[pin]
     state: Mutex<State>,
     #[pin]
@@ -505,6 +508,7 @@ impl Sim {
             pin_init!(Self {
                 pf,
                 delaying: Atomic::new(0),
+                busy_ns: Atomic::new(0),
                 state <- kernel::new_mutex!(state),
                 raw <- kernel::new_mutex!(RawReply { bytes: KVVec::new() }),
             }),
@@ -542,15 +546,19 @@ impl Sim {
         data: Option<&SgList<'_>>,
         result: Option<&mut SgList<'_>>,
     ) -> Reply {
+        let start = Instant::<Monotonic>::now();
         let d = match read_data(data) {
             Ok(d) => d,
             Err(r) => return r,
         };
         let data_nents = data.map_or(0, |d| d.nents());
-        match result {
+        let reply = match result {
             Some(r) => self.exec_bytes(h, d, data_nents, Some(r)),
             None => self.exec_bytes(h, d, data_nents, None),
-        }
+        };
+        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(0);
+        self.busy_ns.add(ns, Relaxed);
+        reply
     }
 
     /// Execute one admin command whose data is `d`.
@@ -1091,6 +1099,7 @@ impl Sim {
         writeln!(f, "detached {}", st.detached)?;
         writeln!(f, "faults_pending {}", st.faults.len())?;
         writeln!(f, "delaying {}", self.delaying.load(Relaxed))?;
+        writeln!(f, "busy_ns {}", self.busy_ns.load(Relaxed))?;
         for (i, (ok, failed)) in st.ok.iter().zip(st.failed.iter()).enumerate() {
             if *ok != 0 || *failed != 0 {
                 writeln!(f, "op {:#x} ok {} failed {}", i, ok, failed)?;

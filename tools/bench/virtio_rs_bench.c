@@ -1,0 +1,504 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * virtio-rs-bench: our driver against upstream's virtio_vfio_pci, side by
+ * side on the same simulated PF, in one VM run.
+ *
+ * VF1 -> VF2 are bound to virtio_vfio_pci_rs, VF3 -> VF4 to virtio_vfio_pci;
+ * every measurement alternates between the two pairs (interleaved), REPS
+ * times, and reports medians with the spread (min..max) and the ratio
+ * ours / upstream's:
+ *
+ *   save        RUNNING -> STOP_COPY request until EOF of the stream
+ *   resume      RESUMING, the stream written, until RESUMING -> STOP returns
+ *   switchover  pre-copy as QEMU does it (destination RESUMING, source
+ *               PRE_COPY, initial bytes read and loaded), then from the
+ *               source's STOP_COPY request until the destination is RUNNING
+ *               with the final record loaded
+ *   driver      the same three, minus the time the device spent executing
+ *               admin commands (the simulator's busy_ns): the driver's own
+ *               share, which the simulator's cost (identical for both
+ *               drivers) hides for large contexts
+ *   memory      peak memory charged to the caller's memory cgroup by one
+ *               saving and one resuming session
+ *   scale       1..3 pairs migrating at once (all VFs bound to one driver):
+ *               aggregate throughput and per-pair latency
+ *
+ * Usage: virtio-rs-bench [-r REPS] [-s SIZE_KIB,...] [-p MAX_PAIRS] [-o FILE]
+ * Needs the simulator (virtio_rs_sim), both drivers, cgroup v2 and 7 VFs
+ * for the full scale test (pairs beyond the VFs are left out).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/vfio.h>
+
+#include "sim.h"
+#include "vfio_dev.h"
+#include "vfio_mig.h"
+#include "virtio_rs_test.h"
+
+#define MAX_VFS 8
+#define MAX_REPS 64
+#define CG_ROOT "/sys/fs/cgroup"
+#define CG_BENCH CG_ROOT "/virtio-rs-bench"
+
+enum { RS, C, NDRV };
+static const char *const drv_name[NDRV] = { VIRTIO_RS_DRIVER, VIRTIO_C_DRIVER };
+
+enum {
+	SAVE, SAVE_MBS, RESUME, SWITCHOVER, SAVE_DRV, RESUME_DRV, SWITCH_DRV, MEM_SAVE,
+	MEM_RESUME, NMET
+};
+static const char *const met_name[NMET] = {
+	"save ms", "save MB/s", "resume ms", "switchover ms", "save, driver ms",
+	"resume, driver ms", "switchover, driver ms", "save memory KiB", "resume memory KiB",
+};
+
+static char pf[32], vf[MAX_VFS][32];
+static struct vfio_dev dev[MAX_VFS];
+static int nvfs;
+static FILE *outfile_fp;	/* a copy of the report, or NULL */
+static uint8_t *big;		/* stream buffer */
+static size_t big_cap;
+static bool have_cg;
+
+/* Print to stdout and to the report file. */
+static void pr(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	if (outfile_fp) {
+		va_start(ap, fmt);
+		vfprintf(outfile_fp, fmt, ap);
+		va_end(ap);
+	}
+	fflush(stdout);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "virtio-rs-bench: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	exit(1);
+}
+
+static uint64_t busy_ns(void)
+{
+	long v = sim_stat("busy_ns");
+
+	return v < 0 ? 0 : (uint64_t)v;
+}
+
+/* Bind VF i (0-based) to driver and open it. */
+static void bind_open(int i, const char *driver)
+{
+	int ret;
+
+	if (dev[i].device_fd > 0)
+		vfio_close(&dev[i]);
+	unbind_and_clear(vf[i]);
+	ret = bind_driver_override(vf[i], driver);
+	if (ret)
+		die("bind", ret);
+	ret = vfio_open_cdev(vf[i], &dev[i]);
+	if (ret)
+		die("open", ret);
+}
+
+static void ensure_cap(size_t len)
+{
+	if (len <= big_cap)
+		return;
+	big = realloc(big, len);
+	if (!big)
+		die("realloc", ENOMEM);
+	big_cap = len;
+}
+
+/* Read everything from fd into big (from *len on), chunks of 1 MiB. */
+static void read_to_eof(int fd, size_t *len, bool stop_at_enomsg)
+{
+	for (;;) {
+		ssize_t n;
+
+		ensure_cap(*len + (1 << 20));
+		n = read(fd, big + *len, 1 << 20);
+		if (n > 0) {
+			*len += n;
+			continue;
+		}
+		if (n == 0 || (stop_at_enomsg && errno == ENOMSG))
+			return;
+		die("read", errno);
+	}
+}
+
+static void write_all(int fd, const uint8_t *buf, size_t len)
+{
+	if (mig_write_all(fd, buf, len, 1 << 20))
+		die("write", errno);
+}
+
+static void set(int i, int state, int *fd)
+{
+	int ret = mig_set_state(dev[i].device_fd, state, fd);
+
+	if (ret)
+		die("set state", ret);
+}
+
+/* Memory cgroup: charge to `name`, return memory.current; reset its peak. */
+static long cg_enter(const char *name)
+{
+	char path[128], pid[32];
+	unsigned long v;
+
+	if (!have_cg)
+		return 0;
+	snprintf(path, sizeof(path), CG_BENCH "/%s/cgroup.procs", name);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	sysfs_write(path, pid);
+	snprintf(path, sizeof(path), CG_BENCH "/%s/memory.peak", name);
+	sysfs_write(path, "0");
+	snprintf(path, sizeof(path), CG_BENCH "/%s/memory.current", name);
+	return sysfs_read_ul(path, &v) ? 0 : (long)v;
+}
+
+static long cg_peak(const char *name)
+{
+	char path[128];
+	unsigned long v;
+
+	if (!have_cg)
+		return 0;
+	snprintf(path, sizeof(path), CG_BENCH "/%s/memory.peak", name);
+	return sysfs_read_ul(path, &v) ? 0 : (long)v;
+}
+
+static void cg_setup(void)
+{
+	mkdir(CG_ROOT, 0755);
+	if (mount("none", CG_ROOT, "cgroup2", 0, NULL) && errno != EBUSY)
+		return;
+	if (sysfs_write(CG_ROOT "/cgroup.subtree_control", "+memory"))
+		return;
+	mkdir(CG_BENCH, 0755);
+	if (sysfs_write(CG_BENCH "/cgroup.subtree_control", "+memory"))
+		return;
+	mkdir(CG_BENCH "/save", 0755);
+	mkdir(CG_BENCH "/resume", 0755);
+	mkdir(CG_BENCH "/rest", 0755);
+	have_cg = true;
+}
+
+struct sample {
+	double v[NMET];
+};
+
+/* One save + resume + switchover round on pair (s, d). */
+static void round_once(int s, int d, size_t *stream_len, struct sample *out)
+{
+	uint64_t b0, hs, hd;
+	size_t len = 0, plen;
+	double t0, t1;
+	long base;
+	int fd, rfd;
+
+	/* save */
+	base = cg_enter("save");
+	b0 = busy_ns();
+	t0 = now();
+	set(s, VFIO_DEVICE_STATE_STOP_COPY, &fd);
+	read_to_eof(fd, &len, false);
+	t1 = now();
+	out->v[SAVE] = (t1 - t0) * 1e3;
+	out->v[SAVE_MBS] = len / 1e6 / (t1 - t0);
+	out->v[SAVE_DRV] = out->v[SAVE] - (busy_ns() - b0) / 1e6;
+	out->v[MEM_SAVE] = (cg_peak("save") - base) / 1024.0;
+	cg_enter("rest");
+	set(s, VFIO_DEVICE_STATE_RUNNING, NULL);
+	close(fd);
+	*stream_len = len;
+
+	/* resume */
+	base = cg_enter("resume");
+	b0 = busy_ns();
+	t0 = now();
+	set(d, VFIO_DEVICE_STATE_RESUMING, &rfd);
+	write_all(rfd, big, len);
+	set(d, VFIO_DEVICE_STATE_STOP, NULL);
+	t1 = now();
+	out->v[RESUME] = (t1 - t0) * 1e3;
+	out->v[RESUME_DRV] = out->v[RESUME] - (busy_ns() - b0) / 1e6;
+	out->v[MEM_RESUME] = (cg_peak("resume") - base) / 1024.0;
+	cg_enter("rest");
+	set(d, VFIO_DEVICE_STATE_RUNNING, NULL);
+	close(rfd);
+
+	/* pre-copy as QEMU does it, then the switchover */
+	set(d, VFIO_DEVICE_STATE_RESUMING, &rfd);
+	set(s, VFIO_DEVICE_STATE_PRE_COPY, &fd);
+	plen = 0;
+	read_to_eof(fd, &plen, true);
+	write_all(rfd, big, plen);
+	b0 = busy_ns();
+	t0 = now();
+	set(s, VFIO_DEVICE_STATE_STOP_COPY, NULL);
+	len = 0;
+	read_to_eof(fd, &len, false);
+	write_all(rfd, big, len);
+	set(d, VFIO_DEVICE_STATE_RUNNING, NULL);
+	t1 = now();
+	out->v[SWITCHOVER] = (t1 - t0) * 1e3;
+	out->v[SWITCH_DRV] = out->v[SWITCHOVER] - (busy_ns() - b0) / 1e6;
+	set(s, VFIO_DEVICE_STATE_RUNNING, NULL);
+	close(fd);
+	close(rfd);
+
+	/* Both drivers must have moved the same state. */
+	if (sim_vf_state(s + 1, &hs, NULL, NULL, NULL) || sim_vf_state(d + 1, &hd, NULL, NULL, NULL))
+		die("sim state", EIO);
+	if (hs != hd) {
+		fprintf(stderr, "virtio-rs-bench: %s: destination state differs\n",
+			drv_name[s == 0 ? RS : C]);
+		exit(1);
+	}
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct stat3 {
+	double med, lo, hi;
+};
+
+static struct stat3 stats(double *v, int n)
+{
+	struct stat3 st;
+
+	qsort(v, n, sizeof(*v), cmp_d);
+	st.lo = v[0];
+	st.hi = v[n - 1];
+	st.med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	return st;
+}
+
+/* Scale: `pairs` pairs (VF 2i+1 -> VF 2i+2) migrating at once. */
+struct pair_arg {
+	int s, d;
+	size_t len;
+	double ms;
+	uint8_t *buf;
+	size_t cap;
+};
+
+static void *pair_thread(void *p)
+{
+	struct pair_arg *a = p;
+	double t0 = now();
+	int fd, rfd;
+
+	a->len = 0;
+	if (mig_set_state(dev[a->s].device_fd, VFIO_DEVICE_STATE_STOP_COPY, &fd))
+		return NULL;
+	if (mig_read_all(fd, &a->buf, &a->len, 1 << 20, 0) < 0)
+		return NULL;
+	mig_set_state(dev[a->s].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL);
+	close(fd);
+	if (mig_set_state(dev[a->d].device_fd, VFIO_DEVICE_STATE_RESUMING, &rfd))
+		return NULL;
+	mig_write_all(rfd, a->buf, a->len, 1 << 20);
+	mig_set_state(dev[a->d].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL);
+	close(rfd);
+	a->ms = (now() - t0) * 1e3;
+	return NULL;
+}
+
+static void scale(size_t size, int reps, int max_pairs)
+{
+	int drv, pairs, r, i;
+
+	pr("\nscale: %zu KiB contexts, whole migrations (save + resume) at once, "
+	   "median of %d\n", size >> 10, reps);
+	pr("%-6s %-22s %14s %14s %8s\n", "pairs", "driver", "MB/s total", "ms per pair",
+	   "x 1 pair");
+	for (pairs = 1; pairs <= max_pairs && 2 * pairs <= nvfs; pairs++) {
+		double agg[NDRV], lat[NDRV];
+
+		for (drv = 0; drv < NDRV; drv++) {
+			double tp[MAX_REPS], pl[MAX_REPS];
+
+			for (i = 0; i < 2 * pairs; i++) {
+				bind_open(i, drv_name[drv]);
+				if (i % 2 == 0)
+					sim_ctl("size %d %zu", i + 1, size);
+			}
+			for (r = 0; r < reps; r++) {
+				struct pair_arg a[4] = { 0 };
+				pthread_t th[4];
+				double t0 = now(), tot = 0;
+				size_t bytes = 0;
+
+				for (i = 0; i < pairs; i++) {
+					a[i].s = 2 * i;
+					a[i].d = 2 * i + 1;
+					pthread_create(&th[i], NULL, pair_thread, &a[i]);
+				}
+				for (i = 0; i < pairs; i++) {
+					pthread_join(th[i], NULL);
+					bytes += a[i].len;
+					tot += a[i].ms;
+					free(a[i].buf);
+				}
+				tp[r] = bytes / 1e6 / (now() - t0);
+				pl[r] = tot / pairs;
+			}
+			agg[drv] = stats(tp, reps).med;
+			lat[drv] = stats(pl, reps).med;
+		}
+		for (drv = 0; drv < NDRV; drv++) {
+			static double one[NDRV];
+
+			if (pairs == 1)
+				one[drv] = agg[drv];
+			pr("%-6d %-22s %14.1f %14.2f %8.2f\n", pairs, drv_name[drv], agg[drv],
+			   lat[drv], agg[drv] / one[drv]);
+		}
+	}
+	/* Back to the interleaved layout: VF1, VF2 ours; VF3, VF4 upstream's. */
+	for (i = 0; i < 4; i++)
+		bind_open(i, drv_name[i < 2 ? RS : C]);
+}
+
+int main(int argc, char **argv)
+{
+	size_t sizes[8] = { 4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20 };
+	int nsizes = 5, reps = 9, max_pairs = 3, opt, z, r, m, i;
+	const char *outfile = NULL;
+
+	while ((opt = getopt(argc, argv, "r:s:p:o:")) != -1) {
+		switch (opt) {
+		case 'r':
+			reps = atoi(optarg);
+			break;
+		case 's': {
+			char *tok = strtok(optarg, ",");
+
+			nsizes = 0;
+			while (tok && nsizes < 8) {
+				sizes[nsizes++] = strtoul(tok, NULL, 0) << 10;
+				tok = strtok(NULL, ",");
+			}
+			break;
+		}
+		case 'p':
+			max_pairs = atoi(optarg);
+			break;
+		case 'o':
+			outfile = optarg;
+			break;
+		default:
+			fprintf(stderr, "usage: %s [-r REPS] [-s KIB,...] [-p PAIRS] [-o FILE]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (reps < 1 || reps > MAX_REPS || max_pairs > 4)
+		die("arguments", EINVAL);
+	if (outfile) {
+		outfile_fp = fopen(outfile, "w");
+		if (!outfile_fp)
+			die(outfile, errno);
+	}
+
+	if (find_sriov_pf(pf, sizeof(pf)))
+		die("no SR-IOV PF", ENODEV);
+	for (nvfs = 0; nvfs < MAX_VFS; nvfs++)
+		if (pf_vf_bdf(pf, nvfs, vf[nvfs], sizeof(vf[nvfs])))
+			break;
+	if (nvfs < 4)
+		die("fewer than 4 VFs", ENODEV);
+	for (i = 0; i < MAX_VFS; i++)
+		dev[i].device_fd = -1;
+	if (!module_loaded(SIM_MODULE) && sim_load(NULL))
+		die("cannot load the simulator", ENODEV);
+	if (!module_loaded(VIRTIO_RS_DRIVER) && modprobe(VIRTIO_RS_DRIVER))
+		die("cannot load " VIRTIO_RS_DRIVER, ENODEV);
+	if (!module_loaded(VIRTIO_C_DRIVER) && modprobe(VIRTIO_C_DRIVER))
+		die("cannot load " VIRTIO_C_DRIVER, ENODEV);
+	cg_setup();
+	for (i = 0; i < 4; i++)
+		bind_open(i, drv_name[i < 2 ? RS : C]);
+
+	pr("virtio-rs-bench: %s vs %s on one simulated PF, interleaved, median (min..max) "
+	   "of %d, ratio = ours / upstream's%s\n", drv_name[RS], drv_name[C], reps,
+	   have_cg ? "" : " (no memory cgroup: memory not measured)");
+	for (z = 0; z < nsizes; z++) {
+		static struct sample smp[NDRV][MAX_REPS];
+		size_t len[NDRV];
+
+		sim_ctl("size 1 %zu", sizes[z]);
+		sim_ctl("size 3 %zu", sizes[z]);
+		/* One unmeasured round per driver: warm caches and allocators. */
+		for (int drv = 0; drv < NDRV; drv++) {
+			struct sample warm;
+
+			round_once(2 * drv, 2 * drv + 1, &len[drv], &warm);
+		}
+		for (r = 0; r < reps; r++)
+			for (int drv = 0; drv < NDRV; drv++)
+				round_once(2 * drv, 2 * drv + 1, &len[drv], &smp[drv][r]);
+		pr("\ncontext %zu KiB (stream %zu bytes)\n", sizes[z] >> 10, len[RS]);
+		pr("%-22s %24s %24s %7s\n", "", "ours", "upstream", "ratio");
+		for (m = 0; m < NMET; m++) {
+			double a[MAX_REPS], b[MAX_REPS];
+			struct stat3 sa, sb;
+
+			if (!have_cg && (m == MEM_SAVE || m == MEM_RESUME))
+				continue;
+			for (r = 0; r < reps; r++) {
+				a[r] = smp[RS][r].v[m];
+				b[r] = smp[C][r].v[m];
+			}
+			sa = stats(a, reps);
+			sb = stats(b, reps);
+			pr("%-22s %9.3f (%6.2f..%6.2f) %9.3f (%6.2f..%6.2f) %7.2f\n", met_name[m],
+			   sa.med, sa.lo, sa.hi, sb.med, sb.lo, sb.hi, sb.med > 0 ? sa.med / sb.med : 0);
+		}
+	}
+	if (max_pairs > 0)
+		scale(sizes[nsizes > 2 ? 2 : 0], reps, max_pairs);
+	for (i = 0; i < MAX_VFS; i++)
+		if (dev[i].device_fd > 0)
+			vfio_close(&dev[i]);
+	for (i = 0; i < nvfs; i++)
+		unbind_and_clear(vf[i]);
+	if (outfile_fp)
+		fclose(outfile_fp);
+	return 0;
+}
