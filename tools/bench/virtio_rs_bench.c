@@ -20,11 +20,11 @@
  *               drivers) hides for large contexts
  *   memory      peak memory charged to the caller's memory cgroup by one
  *               saving and one resuming session
- *   scale       1..3 pairs migrating at once (all VFs bound to one driver):
+ *   scale       1..4 pairs migrating at once (all VFs bound to one driver):
  *               aggregate throughput and per-pair latency
  *
  * Usage: virtio-rs-bench [-r REPS] [-s SIZE_KIB,...] [-p MAX_PAIRS] [-o FILE]
- * Needs the simulator (virtio_rs_sim), both drivers, cgroup v2 and 7 VFs
+ * Needs the simulator (virtio_rs_sim), both drivers, cgroup v2 and 8 VFs
  * for the full scale test (pairs beyond the VFs are left out).
  */
 #include <errno.h>
@@ -398,7 +398,7 @@ static void scale(size_t size, int reps, int max_pairs)
 int main(int argc, char **argv)
 {
 	size_t sizes[8] = { 4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20 };
-	int nsizes = 5, reps = 9, max_pairs = 3, opt, z, r, m, i;
+	int nsizes = 5, reps = 9, max_pairs = 4, opt, z, r, m, i;
 	const char *outfile = NULL;
 
 	while ((opt = getopt(argc, argv, "r:s:p:o:")) != -1) {
