@@ -11,7 +11,7 @@ if ! command -v virtio-rs-bench >/dev/null; then
 	echo "ok 1 bench.short_mode # SKIP virtio-rs-bench not installed"
 	exit 4
 fi
-if virtio-rs-bench -r 3 -s 64 -p 2 | sed 's/^/# /'; then
+if virtio-rs-bench -r 3 -s 64 -p 2 -b 64 | sed 's/^/# /'; then
 	echo "ok 1 bench.short_mode"
 else
 	echo "not ok 1 bench.short_mode"

@@ -23,7 +23,13 @@
  *   scale       1..4 pairs migrating at once (all VFs bound to one driver):
  *               aggregate throughput and per-pair latency
  *
- * Usage: virtio-rs-bench [-r REPS] [-s SIZE_KIB,...] [-p MAX_PAIRS] [-o FILE]
+ *   breakdown   one migration with our driver and its trace events on, per
+ *               -b size (default 4 KiB and 16 MiB; -b 0 for none): the
+ *               events on a time line, and the time split into the device's,
+ *               the driver's inside the state arcs, and the rest
+ *
+ * Usage: virtio-rs-bench [-r REPS] [-s SIZE_KIB,...] [-p MAX_PAIRS] [-b KIB,...]
+ *                        [-o FILE]
  * Needs the simulator (virtio_rs_sim), both drivers, cgroup v2 and 8 VFs
  * for the full scale test (pairs beyond the VFs are left out).
  */
@@ -395,13 +401,171 @@ static void scale(size_t size, int reps, int max_pairs)
 		bind_open(i, drv_name[i < 2 ? RS : C]);
 }
 
+/* ---- Time breakdown of one migration from our trace events ---- */
+
+#define TRACEFS "/sys/kernel/tracing"
+
+struct tev {
+	double ts;		/* CLOCK_MONOTONIC seconds (trace_clock mono) */
+	double ns;		/* duration, for arcs and commands */
+	bool arc, cmd;
+	char text[160];		/* the event, from its name on */
+};
+
+static char *slurp(const char *path, size_t *len)
+{
+	char *text = NULL;
+	size_t tlen = 0;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return NULL;
+	for (;;) {
+		char chunk[8192];
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n <= 0)
+			break;
+		text = realloc(text, tlen + n + 1);
+		if (!text)
+			die("realloc", ENOMEM);
+		memcpy(text + tlen, chunk, n);
+		tlen += n;
+		text[tlen] = '\0';
+	}
+	close(fd);
+	*len = tlen;
+	return text;
+}
+
+/* Parse the module's events out of the trace buffer's text. */
+static int parse_trace(char *text, struct tev *ev, int max)
+{
+	int n = 0;
+	char *line = strtok(text, "\n");
+
+	for (; line && n < max; line = strtok(NULL, "\n")) {
+		char *name = strstr(line, ": virtio_rs_"), *p, *d;
+
+		if (!name)
+			continue;
+		/* The timestamp is the word before ": virtio_rs_". */
+		*name = '\0';
+		p = strrchr(line, ' ');
+		ev[n].ts = strtod(p ? p + 1 : line, NULL);
+		name += 2;
+		snprintf(ev[n].text, sizeof(ev[n].text), "%s", name);
+		ev[n].arc = !strncmp(name, "virtio_rs_arc:", 14);
+		ev[n].cmd = !strncmp(name, "virtio_rs_admin_cmd:", 20);
+		ev[n].ns = 0;
+		d = strstr(name, " ns ret");
+		if (d && (ev[n].arc || ev[n].cmd)) {
+			while (d > name && d[-1] != ' ')
+				d--;
+			ev[n].ns = strtod(d, NULL);
+		}
+		n++;
+	}
+	return n;
+}
+
+/* Inside an arc: a command that ended within [end - ns, end] of an arc. */
+static bool in_arc(const struct tev *ev, int n, int c)
+{
+	for (int i = 0; i < n; i++)
+		if (ev[i].arc && ev[c].ts <= ev[i].ts && ev[c].ts >= ev[i].ts - ev[i].ns / 1e9)
+			return true;
+	return false;
+}
+
+static void phase_summary(const char *what, const struct tev *ev, int n, double t0, double t1)
+{
+	double cmds = 0, arcs = 0, outside = 0;
+	int ncmd = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (ev[i].ts < t0 || ev[i].ts > t1)
+			continue;
+		if (ev[i].arc)
+			arcs += ev[i].ns;
+		if (ev[i].cmd) {
+			cmds += ev[i].ns;
+			ncmd++;
+			if (!in_arc(ev, n, i))
+				outside += ev[i].ns;
+		}
+	}
+	pr("  %-7s %9.3f ms = device (%d admin commands) %9.3f + driver inside state arcs %9.3f"
+	   " + the rest %9.3f\n", what, (t1 - t0) * 1e3, ncmd, cmds / 1e6,
+	   (arcs - (cmds - outside)) / 1e6, ((t1 - t0) * 1e9 - arcs - outside) / 1e6);
+}
+
+/*
+ * One save and resume of a `size` context with our driver (VF1 -> VF2),
+ * the module's trace events on, the trace clock CLOCK_MONOTONIC: print the
+ * events with their time since the request, and split each phase into the
+ * device's time (admin commands), the driver's time inside the state arcs
+ * (outside commands), and the rest (ioctl and file entry, the copies of
+ * read()/write(), the parsing of written data, userspace).
+ */
+static void breakdown(size_t size)
+{
+	static struct tev ev[512];
+	double t0, t1, t2;
+	size_t len = 0, tlen;
+	char *text;
+	int fd, rfd, n;
+
+	if (access(TRACEFS "/trace", F_OK))
+		mount("nodev", TRACEFS, "tracefs", 0, NULL);
+	if (access(TRACEFS "/events/virtio_vfio_pci_rs/enable", F_OK)) {
+		pr("\nbreakdown: no tracefs or no trace events of %s\n", drv_name[RS]);
+		return;
+	}
+	sim_ctl("size 1 %zu", size);
+	sysfs_write(TRACEFS "/trace_clock", "mono");
+	sysfs_write(TRACEFS "/buffer_size_kb", "4096");
+	sysfs_write(TRACEFS "/trace", "");
+	sysfs_write(TRACEFS "/events/virtio_vfio_pci_rs/enable", "1");
+	t0 = now();
+	set(0, VFIO_DEVICE_STATE_STOP_COPY, &fd);
+	read_to_eof(fd, &len, false);
+	t1 = now();
+	set(1, VFIO_DEVICE_STATE_RESUMING, &rfd);
+	write_all(rfd, big, len);
+	set(1, VFIO_DEVICE_STATE_STOP, NULL);
+	t2 = now();
+	sysfs_write(TRACEFS "/events/virtio_vfio_pci_rs/enable", "0");
+	set(0, VFIO_DEVICE_STATE_RUNNING, NULL);
+	set(1, VFIO_DEVICE_STATE_RUNNING, NULL);
+	close(fd);
+	close(rfd);
+
+	text = slurp(TRACEFS "/trace", &tlen);
+	sysfs_write(TRACEFS "/trace_clock", "local");
+	if (!text) {
+		pr("\nbreakdown: cannot read the trace\n");
+		return;
+	}
+	n = parse_trace(text, ev, 512);
+	pr("\nbreakdown: one migration of a %zu KiB context with %s (VF1 -> VF2), "
+	   "from its trace events\n", size >> 10, drv_name[RS]);
+	for (int i = 0; i < n; i++)
+		pr("  %+10.1f us  %s\n", (ev[i].ts - t0) * 1e6, ev[i].text);
+	phase_summary("save", ev, n, t0, t1);
+	phase_summary("resume", ev, n, t1, t2);
+	free(text);
+}
+
 int main(int argc, char **argv)
 {
 	size_t sizes[8] = { 4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20 };
 	int nsizes = 5, reps = 9, max_pairs = 4, opt, z, r, m, i;
+	size_t bsizes[4] = { 4 << 10, 16 << 20 };
+	int nbsizes = 2;
 	const char *outfile = NULL;
 
-	while ((opt = getopt(argc, argv, "r:s:p:o:")) != -1) {
+	while ((opt = getopt(argc, argv, "r:s:p:o:b:")) != -1) {
 		switch (opt) {
 		case 'r':
 			reps = atoi(optarg);
@@ -419,11 +583,22 @@ int main(int argc, char **argv)
 		case 'p':
 			max_pairs = atoi(optarg);
 			break;
+		case 'b': {
+			char *tok = strtok(optarg, ",");
+
+			nbsizes = 0;
+			while (tok && nbsizes < 4) {
+				if (strtoul(tok, NULL, 0))
+					bsizes[nbsizes++] = strtoul(tok, NULL, 0) << 10;
+				tok = strtok(NULL, ",");
+			}
+			break;
+		}
 		case 'o':
 			outfile = optarg;
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-r REPS] [-s KIB,...] [-p PAIRS] [-o FILE]\n",
+			fprintf(stderr, "usage: %s [-r REPS] [-s KIB,...] [-p PAIRS] [-b KIB,...] [-o FILE]\n",
 				argv[0]);
 			return 2;
 		}
@@ -491,6 +666,8 @@ int main(int argc, char **argv)
 			   sa.med, sa.lo, sa.hi, sb.med, sb.lo, sb.hi, sb.med > 0 ? sa.med / sb.med : 0);
 		}
 	}
+	for (i = 0; i < nbsizes; i++)
+		breakdown(bsizes[i]);
 	if (max_pairs > 0)
 		scale(sizes[nsizes > 2 ? 2 : 0], reps, max_pairs);
 	for (i = 0; i < MAX_VFS; i++)
