@@ -31,6 +31,8 @@ void virtio_rs_helper_vfio_put_device(struct vfio_device *vdev);
 int virtio_rs_helper_vfio_check_precopy_ioctl(struct vfio_device *vdev,
 					      unsigned int cmd, unsigned long arg,
 					      struct vfio_precopy_info *info);
+void virtio_rs_helper_sg_set_page(struct scatterlist *sg, struct page *page,
+				  unsigned int len, unsigned int offset);
 
 /*
  * Migration callbacks without enums in their indirect-call signatures.

@@ -38,6 +38,12 @@ int virtio_rs_helper_vfio_check_precopy_ioctl(struct vfio_device *vdev,
 	return vfio_check_precopy_ioctl(vdev, cmd, arg, info);
 }
 
+void virtio_rs_helper_sg_set_page(struct scatterlist *sg, struct page *page,
+				  unsigned int len, unsigned int offset)
+{
+	sg_set_page(sg, page, len, offset);
+}
+
 static const struct virtio_rs_mig_ops *to_mig_ops(struct vfio_device *vdev)
 {
 	return container_of(vdev->mig_ops, struct virtio_rs_mig_ops, ops);

@@ -7,37 +7,62 @@
 //!
 //! Migration data can be many megabytes; it is kept in individually
 //! allocated pages (no high-order allocations, no vmalloc), charged to the
-//! caller's memory cgroup, and so are the page array and the scatterlist
-//! table built for each command. The virtio PCI admin API takes a CPU-side
+//! caller's memory cgroup, and so is the scatterlist table built for a long
+//! command. (`alloc_pages_bulk()`, which the C driver calls, would not
+//! batch: it does not charge memory cgroups, and with `__GFP_ACCOUNT` it
+//! falls back to one page per call.) The buffer keeps its pages as raw
+//! pointers, an array the scatterlist functions take as it is. The virtio PCI admin API takes a CPU-side
 //! scatterlist and DMA-maps it itself with the PF, so the table must not be
 //! DMA-mapped here (`kernel::scatterlist` only builds mapped tables).
 //!
-//! For each command, [`PageBuffer::with_sg`] builds a table covering
-//! exactly the first `len` bytes (contiguous pages merged, last entry
-//! trimmed and end-marked by `sg_alloc_table_from_pages_segment()`), runs
-//! the command and frees the table. That costs one small allocation per
-//! command (a command moves a whole device context) and avoids keeping a
-//! long-lived table whose end mark must be moved around, which is where the
-//! C driver's zero-length-record bug lives.
+//! For each command, [`PageBuffer::with_sg`] builds a list covering
+//! exactly the first `len` bytes (last entry trimmed and end-marked), runs
+//! the command and drops the list. That avoids keeping a long-lived table
+//! whose end mark must be moved around, which is where the C driver's
+//! zero-length-record bug lives. A list of at most [`INLINE_PAGES`] pages
+//! (64 KiB: real device contexts are a few KiB) is an array on the stack,
+//! so a small command allocates nothing; a longer one is a table from
+//! `sg_alloc_table_from_pages_segment()` (contiguous pages merged), one
+//! allocation per command, which moves at least 64 KiB.
+
+use core::{mem::ManuallyDrop, ptr::NonNull};
 
 use kernel::{
     alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
-    page::{Page, PAGE_SIZE},
+    page::{BorrowedPage, Page, PAGE_SIZE},
     prelude::*,
     uaccess::{UserSliceReader, UserSliceWriter},
 };
 
 use crate::bindings;
 
+/// Scatterlists of at most this many pages are built on the stack (32 bytes
+/// an entry on 64-bit: 512 bytes of stack).
+pub const INLINE_PAGES: usize = 16;
+
 /// Pages holding bytes `0..capacity()`.
 ///
 /// # Invariants
 ///
-/// `pages.len() * PAGE_SIZE` does not overflow (it is at most the memory
-/// we could allocate).
+/// - Every pointer in `pages` is an order-0 page this buffer owns: it was
+///   allocated for it, is in no other buffer, and is freed only by
+///   [`PageBuffer::clear`] or the drop of the buffer.
+/// - `pages.len() * PAGE_SIZE` does not overflow (it is at most the memory
+///   we could allocate).
 pub struct PageBuffer {
-    pages: KVVec<Page>,
+    pages: KVVec<NonNull<bindings::page>>,
 }
+
+// SAFETY: A `PageBuffer` owns its pages (type invariant); a page is not
+// tied to the thread that allocated it, so the buffer may move to and be
+// freed on another thread, as a `Page` may.
+unsafe impl Send for PageBuffer {}
+
+// SAFETY: Through `&PageBuffer` the pages are only read (`copy_to_user`,
+// and the device through a `with_sg` list), which threads may do
+// concurrently; every write takes `&mut PageBuffer`. `Page` is `Sync` for
+// the same reason.
+unsafe impl Sync for PageBuffer {}
 
 /// A scatterlist over a buffer borrowed shared for the duration of one
 /// command: the device may only read through it.
@@ -80,7 +105,8 @@ impl PageBuffer {
         self.pages.len().saturating_mul(PAGE_SIZE)
     }
 
-    /// Grow to at least `len` bytes. Never shrinks.
+    /// Grow to at least `len` bytes. Never shrinks. On failure the buffer
+    /// keeps the pages it got.
     pub fn reserve(&mut self, len: usize) -> Result {
         let want = len.div_ceil(PAGE_SIZE);
         if want <= self.pages.len() {
@@ -90,14 +116,30 @@ impl PageBuffer {
         self.pages.reserve(more, GFP_KERNEL_ACCOUNT)?;
         while self.pages.len() < want {
             let page = Page::alloc_page(GFP_KERNEL_ACCOUNT)?;
-            self.pages.push(page, GFP_KERNEL_ACCOUNT)?;
+            // INVARIANT: the buffer takes over the page, which nothing else
+            // refers to: `ManuallyDrop` keeps `Page` from freeing it.
+            let ptr = NonNull::new(ManuallyDrop::new(page).as_ptr()).ok_or(ENOMEM)?;
+            if self.pages.push_within_capacity(ptr).is_err() {
+                // Not reached: room for `want` pages was reserved above.
+                // SAFETY: `ptr` is an order-0 page we own and nothing else
+                // refers to.
+                unsafe { bindings::__free_pages(ptr.as_ptr(), 0) };
+                return Err(ENOMEM);
+            }
         }
         Ok(())
     }
 
     /// Free every page.
     pub fn clear(&mut self) {
-        self.pages.clear();
+        for page in self.pages.drain_all() {
+            // SAFETY: `page` is an order-0 page this buffer owned (type
+            // invariant); `drain_all` took it out of `pages`, so nothing
+            // refers to it any more: no borrow of the buffer is live
+            // (`&mut self`), and a scatterlist over it lives only inside
+            // `with_sg`/`with_sg_mut`.
+            unsafe { bindings::__free_pages(page.as_ptr(), 0) };
+        }
     }
 
     /// Visit the pieces of bytes `off..off + len`, page by page, as
@@ -114,10 +156,16 @@ impl PageBuffer {
         }
         let mut pos = off;
         while pos < end {
-            let page = self.pages.get(pos / PAGE_SIZE).ok_or(EINVAL)?;
+            let ptr = *self.pages.get(pos / PAGE_SIZE).ok_or(EINVAL)?;
+            // SAFETY: `BorrowedPage::from_raw()` needs a page that stays
+            // valid while the `BorrowedPage` lives: `ptr` is a page this
+            // buffer owns (type invariant), freed only through `&mut self`,
+            // and `page` is dropped at the end of this iteration while
+            // `self` is borrowed.
+            let page = unsafe { BorrowedPage::from_raw(ptr) };
             let in_page = pos % PAGE_SIZE;
             let n = (PAGE_SIZE - in_page).min(end - pos);
-            f(page, in_page, n)?;
+            f(&page, in_page, n)?;
             pos += n;
         }
         Ok(())
@@ -247,24 +295,21 @@ impl PageBuffer {
             return Err(EINVAL);
         }
         let npages = len.div_ceil(PAGE_SIZE);
-        // Userspace decides the size of a record, so the page array and the
-        // table are charged to its memory cgroup like the pages themselves.
-        let mut ptrs: KVVec<*mut bindings::page> =
-            KVVec::with_capacity(npages, GFP_KERNEL_ACCOUNT)?;
-        for page in self.pages.iter().take(npages) {
-            ptrs.push(page.as_ptr(), GFP_KERNEL_ACCOUNT)?;
+        if npages <= INLINE_PAGES {
+            return self.inline_sg(len, npages, f);
         }
+        // The table is charged to the caller's memory cgroup like the pages
+        // themselves: userspace decides the size of a record.
         let npages_c = u32::try_from(npages).map_err(|_| EINVAL)?;
+        let pages = self.pages.get(..npages).ok_or(EINVAL)?;
         let mut sgt = bindings::sg_table::default();
-        let pages = ptrs.as_mut_ptr();
         // SAFETY: `sg_alloc_table_from_pages_segment()` needs:
         // - `sgt`, a table header to fill: a local, valid for writes, which
         //   it overwrites only on success;
-        // - `pages`, an array of `npages_c` page pointers: `ptrs` holds
-        //   exactly `npages` of them (`len <= capacity()`, so the buffer has
-        //   at least `npages` pages), each a live page of `self.pages`,
-        //   which stays borrowed, so allocated, until the table is freed
-        //   below;
+        // - `pages`, an array of `npages_c` page pointers, which it only
+        //   reads: `NonNull<page>` has the layout of `*mut page`, and the
+        //   slice holds exactly `npages` live pages of this buffer, which
+        //   stays borrowed, so allocated, until the table is freed below;
         // - `len` bytes from offset 0 that the pages hold:
         //   `len <= npages * PAGE_SIZE`;
         // - a maximum segment of at least `PAGE_SIZE`: `u32::MAX`, which it
@@ -272,7 +317,7 @@ impl PageBuffer {
         let ret = unsafe {
             bindings::sg_alloc_table_from_pages_segment(
                 &mut sgt,
-                pages,
+                pages.as_ptr().cast::<*mut bindings::page>().cast_mut(),
                 npages_c,
                 0,
                 len,
@@ -291,6 +336,50 @@ impl PageBuffer {
         //   `SgMut` borrowed for the call, which `R` cannot name.
         unsafe { bindings::sg_free_table(&mut sgt) };
         Ok(r)
+    }
+}
+
+impl PageBuffer {
+    /// [`Self::build_sg`] for `npages <= INLINE_PAGES` pages: the list is a
+    /// local array, one entry per page.
+    fn inline_sg<R>(
+        &self,
+        len: usize,
+        npages: usize,
+        f: impl FnOnce(*mut bindings::scatterlist) -> R,
+    ) -> Result<R> {
+        let mut sgl: [bindings::scatterlist; INLINE_PAGES] = Default::default();
+        let pages = self.pages.get(..npages).ok_or(EINVAL)?;
+        // `npages <= INLINE_PAGES`, so this cannot truncate.
+        let nents = npages as u32;
+        // SAFETY: `sg_init_table()` needs `nents` entries to initialise:
+        // `sgl` is a local array of `INLINE_PAGES >= npages` entries. It
+        // zeroes them and end-marks entry `nents - 1`.
+        unsafe { bindings::sg_init_table(sgl.as_mut_ptr(), nents) };
+        let mut left = len;
+        for (sg, page) in sgl.iter_mut().zip(pages.iter()) {
+            let n = left.min(PAGE_SIZE);
+            // SAFETY: `sg_set_page()` needs an initialised entry and a page
+            // the list may point to for as long as it is used:
+            // - `sg` is an entry of `sgl`, initialised above; setting the
+            //   page keeps its end mark;
+            // - `page` is a page of `self.pages`, which stays borrowed, so
+            //   allocated, until the list is dropped at the end of this
+            //   function, after `f` returned;
+            // - `n <= PAGE_SIZE` bytes from offset 0 lie within the page.
+            unsafe { bindings::virtio_rs_helper_sg_set_page(sg, page.as_ptr(), n as u32, 0) };
+            left -= n;
+        }
+        // `f` gets the list only for the call: `with_sg` and `with_sg_mut`,
+        // the only callers of `build_sg`, hand it out as an `SgRef` or
+        // `SgMut` borrowed for the call, which `R` cannot name.
+        Ok(f(sgl.as_mut_ptr()))
+    }
+}
+
+impl Drop for PageBuffer {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
