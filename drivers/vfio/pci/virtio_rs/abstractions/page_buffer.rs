@@ -7,11 +7,8 @@
 //!
 //! Migration data can be many megabytes; it is kept in individually
 //! allocated pages (no high-order allocations, no vmalloc), charged to the
-//! caller's memory cgroup, and so is the scatterlist table built for a long
-//! command. (`alloc_pages_bulk()`, which the C driver calls, would not
-//! batch: it does not charge memory cgroups, and with `__GFP_ACCOUNT` it
-//! falls back to one page per call.) The buffer keeps its pages as raw
-//! pointers, an array the scatterlist functions take as it is. The virtio PCI admin API takes a CPU-side
+//! caller's memory cgroup, and so are the page array and the scatterlist
+//! table built for each command. The virtio PCI admin API takes a CPU-side
 //! scatterlist and DMA-maps it itself with the PF, so the table must not be
 //! DMA-mapped here (`kernel::scatterlist` only builds mapped tables).
 //!
@@ -22,14 +19,15 @@
 //! zero-length-record bug lives. A list of at most [`INLINE_PAGES`] pages
 //! (64 KiB: real device contexts are a few KiB) is an array on the stack,
 //! so a small command allocates nothing; a longer one is a table from
-//! `sg_alloc_table_from_pages_segment()` (contiguous pages merged), one
-//! allocation per command, which moves at least 64 KiB.
-
-use core::{mem::ManuallyDrop, ptr::NonNull};
+//! `sg_alloc_table_from_pages_segment()` (contiguous pages merged) over a
+//! page-pointer array, two allocations per command, which moves at least
+//! 64 KiB. (`alloc_pages_bulk()`, which the C driver calls for its pages,
+//! would not batch: it does not charge memory cgroups, and with
+//! `__GFP_ACCOUNT` it falls back to one page per call.)
 
 use kernel::{
     alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
-    page::{BorrowedPage, Page, PAGE_SIZE},
+    page::{Page, PAGE_SIZE},
     prelude::*,
     uaccess::{UserSliceReader, UserSliceWriter},
 };
@@ -44,25 +42,11 @@ pub const INLINE_PAGES: usize = 16;
 ///
 /// # Invariants
 ///
-/// - Every pointer in `pages` is an order-0 page this buffer owns: it was
-///   allocated for it, is in no other buffer, and is freed only by
-///   [`PageBuffer::clear`] or the drop of the buffer.
-/// - `pages.len() * PAGE_SIZE` does not overflow (it is at most the memory
-///   we could allocate).
+/// `pages.len() * PAGE_SIZE` does not overflow (it is at most the memory
+/// we could allocate).
 pub struct PageBuffer {
-    pages: KVVec<NonNull<bindings::page>>,
+    pages: KVVec<Page>,
 }
-
-// SAFETY: A `PageBuffer` owns its pages (type invariant); a page is not
-// tied to the thread that allocated it, so the buffer may move to and be
-// freed on another thread, as a `Page` may.
-unsafe impl Send for PageBuffer {}
-
-// SAFETY: Through `&PageBuffer` the pages are only read (`copy_to_user`,
-// and the device through a `with_sg` list), which threads may do
-// concurrently; every write takes `&mut PageBuffer`. `Page` is `Sync` for
-// the same reason.
-unsafe impl Sync for PageBuffer {}
 
 /// A scatterlist over a buffer borrowed shared for the duration of one
 /// command: the device may only read through it.
@@ -105,8 +89,7 @@ impl PageBuffer {
         self.pages.len().saturating_mul(PAGE_SIZE)
     }
 
-    /// Grow to at least `len` bytes. Never shrinks. On failure the buffer
-    /// keeps the pages it got.
+    /// Grow to at least `len` bytes. Never shrinks.
     pub fn reserve(&mut self, len: usize) -> Result {
         let want = len.div_ceil(PAGE_SIZE);
         if want <= self.pages.len() {
@@ -116,30 +99,14 @@ impl PageBuffer {
         self.pages.reserve(more, GFP_KERNEL_ACCOUNT)?;
         while self.pages.len() < want {
             let page = Page::alloc_page(GFP_KERNEL_ACCOUNT)?;
-            // INVARIANT: the buffer takes over the page, which nothing else
-            // refers to: `ManuallyDrop` keeps `Page` from freeing it.
-            let ptr = NonNull::new(ManuallyDrop::new(page).as_ptr()).ok_or(ENOMEM)?;
-            if self.pages.push_within_capacity(ptr).is_err() {
-                // Not reached: room for `want` pages was reserved above.
-                // SAFETY: `ptr` is an order-0 page we own and nothing else
-                // refers to.
-                unsafe { bindings::__free_pages(ptr.as_ptr(), 0) };
-                return Err(ENOMEM);
-            }
+            self.pages.push(page, GFP_KERNEL_ACCOUNT)?;
         }
         Ok(())
     }
 
     /// Free every page.
     pub fn clear(&mut self) {
-        for page in self.pages.drain_all() {
-            // SAFETY: `page` is an order-0 page this buffer owned (type
-            // invariant); `drain_all` took it out of `pages`, so nothing
-            // refers to it any more: no borrow of the buffer is live
-            // (`&mut self`), and a scatterlist over it lives only inside
-            // `with_sg`/`with_sg_mut`.
-            unsafe { bindings::__free_pages(page.as_ptr(), 0) };
-        }
+        self.pages.clear();
     }
 
     /// Visit the pieces of bytes `off..off + len`, page by page, as
@@ -156,16 +123,10 @@ impl PageBuffer {
         }
         let mut pos = off;
         while pos < end {
-            let ptr = *self.pages.get(pos / PAGE_SIZE).ok_or(EINVAL)?;
-            // SAFETY: `BorrowedPage::from_raw()` needs a page that stays
-            // valid while the `BorrowedPage` lives: `ptr` is a page this
-            // buffer owns (type invariant), freed only through `&mut self`,
-            // and `page` is dropped at the end of this iteration while
-            // `self` is borrowed.
-            let page = unsafe { BorrowedPage::from_raw(ptr) };
+            let page = self.pages.get(pos / PAGE_SIZE).ok_or(EINVAL)?;
             let in_page = pos % PAGE_SIZE;
             let n = (PAGE_SIZE - in_page).min(end - pos);
-            f(&page, in_page, n)?;
+            f(page, in_page, n)?;
             pos += n;
         }
         Ok(())
@@ -298,18 +259,24 @@ impl PageBuffer {
         if npages <= INLINE_PAGES {
             return self.inline_sg(len, npages, f);
         }
-        // The table is charged to the caller's memory cgroup like the pages
-        // themselves: userspace decides the size of a record.
+        // Userspace decides the size of a record, so the page array and the
+        // table are charged to its memory cgroup like the pages themselves.
+        let mut ptrs: KVVec<*mut bindings::page> =
+            KVVec::with_capacity(npages, GFP_KERNEL_ACCOUNT)?;
+        for page in self.pages.iter().take(npages) {
+            ptrs.push(page.as_ptr(), GFP_KERNEL_ACCOUNT)?;
+        }
         let npages_c = u32::try_from(npages).map_err(|_| EINVAL)?;
-        let pages = self.pages.get(..npages).ok_or(EINVAL)?;
         let mut sgt = bindings::sg_table::default();
+        let pages = ptrs.as_mut_ptr();
         // SAFETY: `sg_alloc_table_from_pages_segment()` needs:
         // - `sgt`, a table header to fill: a local, valid for writes, which
         //   it overwrites only on success;
-        // - `pages`, an array of `npages_c` page pointers, which it only
-        //   reads: `NonNull<page>` has the layout of `*mut page`, and the
-        //   slice holds exactly `npages` live pages of this buffer, which
-        //   stays borrowed, so allocated, until the table is freed below;
+        // - `pages`, an array of `npages_c` page pointers: `ptrs` holds
+        //   exactly `npages` of them (`len <= capacity()`, so the buffer has
+        //   at least `npages` pages), each a live page of `self.pages`,
+        //   which stays borrowed, so allocated, until the table is freed
+        //   below;
         // - `len` bytes from offset 0 that the pages hold:
         //   `len <= npages * PAGE_SIZE`;
         // - a maximum segment of at least `PAGE_SIZE`: `u32::MAX`, which it
@@ -317,7 +284,7 @@ impl PageBuffer {
         let ret = unsafe {
             bindings::sg_alloc_table_from_pages_segment(
                 &mut sgt,
-                pages.as_ptr().cast::<*mut bindings::page>().cast_mut(),
+                pages,
                 npages_c,
                 0,
                 len,
@@ -357,7 +324,7 @@ impl PageBuffer {
         // zeroes them and end-marks entry `nents - 1`.
         unsafe { bindings::sg_init_table(sgl.as_mut_ptr(), nents) };
         let mut left = len;
-        for (sg, page) in sgl.iter_mut().zip(pages.iter()) {
+        for (sg, page) in sgl.iter_mut().zip(pages) {
             let n = left.min(PAGE_SIZE);
             // SAFETY: `sg_set_page()` needs an initialised entry and a page
             // the list may point to for as long as it is used:
@@ -374,12 +341,6 @@ impl PageBuffer {
         // the only callers of `build_sg`, hand it out as an `SgRef` or
         // `SgMut` borrowed for the call, which `R` cannot name.
         Ok(f(sgl.as_mut_ptr()))
-    }
-}
-
-impl Drop for PageBuffer {
-    fn drop(&mut self) {
-        self.clear();
     }
 }
 
