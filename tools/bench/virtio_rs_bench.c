@@ -25,8 +25,10 @@
  *
  *   breakdown   one migration with our driver and its trace events on, per
  *               -b size (default 4 KiB and 16 MiB; -b 0 for none): the
- *               events on a time line, and the time split into the device's,
- *               the driver's inside the state arcs, and the rest
+ *               events on a time line (the raw trace goes next to the -o
+ *               report, <report>.trace-<KiB>k), and the time split into
+ *               the device's, the driver's inside the state arcs, and the
+ *               rest
  *
  * Our module is (re)loaded with device_read_burst=BURST (-B, default 0:
  * off). Its default, 8, is a policy upstream lacks: beyond 8 full-context
@@ -42,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -81,6 +84,7 @@ static char pf[32], vf[MAX_VFS][32];
 static struct vfio_dev dev[MAX_VFS];
 static int nvfs;
 static FILE *outfile_fp;	/* a copy of the report, or NULL */
+static const char *outfile;	/* its name */
 static uint8_t *big;		/* stream buffer */
 static size_t big_cap;
 static bool have_cg;
@@ -354,8 +358,25 @@ static void *pair_thread(void *p)
 	a->len = 0;
 	if (mig_set_state(dev[a->s].device_fd, VFIO_DEVICE_STATE_STOP_COPY, &fd))
 		return NULL;
-	if (mig_read_all(fd, &a->buf, &a->len, 1 << 20, 0) < 0)
-		return NULL;
+	for (;;) {
+		ssize_t n;
+
+		/* The buffer only grows: kept across rounds, faulted in once. */
+		if (a->len + (1 << 20) > a->cap) {
+			uint8_t *b = realloc(a->buf, a->len + (1 << 20));
+
+			if (!b)
+				return NULL;
+			a->buf = b;
+			a->cap = a->len + (1 << 20);
+		}
+		n = read(fd, a->buf + a->len, 1 << 20);
+		if (n < 0)
+			return NULL;
+		if (n == 0)
+			break;
+		a->len += n;
+	}
 	mig_set_state(dev[a->s].device_fd, VFIO_DEVICE_STATE_RUNNING, NULL);
 	close(fd);
 	if (mig_set_state(dev[a->d].device_fd, VFIO_DEVICE_STATE_RESUMING, &rfd))
@@ -372,7 +393,7 @@ static void scale(size_t size, int reps, int max_pairs)
 	int drv, pairs, r, i;
 
 	pr("\nscale: %zu KiB contexts, whole migrations (save + resume) at once, "
-	   "median of %d\n", size >> 10, reps);
+	   "median of %d after a warm-up round\n", size >> 10, reps);
 	pr("%-6s %-22s %14s %14s %8s\n", "pairs", "driver", "MB/s total", "ms per pair",
 	   "x 1 pair");
 	for (pairs = 1; pairs <= max_pairs && 2 * pairs <= nvfs; pairs++) {
@@ -380,14 +401,16 @@ static void scale(size_t size, int reps, int max_pairs)
 
 		for (drv = 0; drv < NDRV; drv++) {
 			double tp[MAX_REPS], pl[MAX_REPS];
+			/* Buffers kept across repetitions: no page faults of
+			 * fresh memory in the measured time. */
+			struct pair_arg a[4] = { 0 };
 
 			for (i = 0; i < 2 * pairs; i++) {
 				bind_open(i, drv_name[drv]);
 				if (i % 2 == 0)
 					sim_ctl("size %d %zu", i + 1, size);
 			}
-			for (r = 0; r < reps; r++) {
-				struct pair_arg a[4] = { 0 };
+			for (r = -1; r < reps; r++) {	/* -1: warm-up */
 				pthread_t th[4];
 				double t0 = now(), tot = 0;
 				size_t bytes = 0;
@@ -401,11 +424,14 @@ static void scale(size_t size, int reps, int max_pairs)
 					pthread_join(th[i], NULL);
 					bytes += a[i].len;
 					tot += a[i].ms;
-					free(a[i].buf);
 				}
+				if (r < 0)
+					continue;
 				tp[r] = bytes / 1e6 / (now() - t0);
 				pl[r] = tot / pairs;
 			}
+			for (i = 0; i < pairs; i++)
+				free(a[i].buf);
 			agg[drv] = stats(tp, reps).med;
 			lat[drv] = stats(pl, reps).med;
 		}
@@ -575,6 +601,18 @@ static void breakdown(size_t size)
 		pr("\nbreakdown: cannot read the trace\n");
 		return;
 	}
+	if (outfile) {
+		/* The raw trace too, as tracefs printed it: <report>.trace-<KiB>k */
+		char path[PATH_MAX];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s.trace-%zuk", outfile, size >> 10);
+		f = fopen(path, "w");
+		if (f) {
+			fputs(text, f);
+			fclose(f);
+		}
+	}
 	n = parse_trace(text, ev, 512);
 	pr("\nbreakdown: one migration of a %zu KiB context with %s (VF1 -> VF2), "
 	   "from its trace events\n", size >> 10, drv_name[RS]);
@@ -594,7 +632,6 @@ int main(int argc, char **argv)
 	char load[128];
 	int burst = 0;
 	int nbsizes = 2;
-	const char *outfile = NULL;
 
 	while ((opt = getopt(argc, argv, "r:s:p:o:b:B:")) != -1) {
 		switch (opt) {
