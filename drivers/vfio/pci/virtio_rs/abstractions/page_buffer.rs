@@ -104,6 +104,16 @@ impl PageBuffer {
         Ok(())
     }
 
+    /// Make room to track the pages of `len` bytes without allocating the
+    /// pages: a buffer that will grow to `len` then grows its page array
+    /// once, to its final size, instead of by doubling.
+    pub fn reserve_index(&mut self, len: usize) -> Result {
+        let want = len.div_ceil(PAGE_SIZE);
+        let more = want.saturating_sub(self.pages.len());
+        self.pages.reserve(more, GFP_KERNEL_ACCOUNT)?;
+        Ok(())
+    }
+
     /// Free every page.
     pub fn clear(&mut self) {
         self.pages.clear();

@@ -243,6 +243,18 @@ impl ResumeInner {
                         self.buf.clear();
                         return Err(ENODEV);
                     }
+                    if offset == 0 {
+                        // A record starts: room for the pointers to all its
+                        // pages, once (its pages come as its bytes do).
+                        let whole = usize::try_from(remaining)
+                            .ok()
+                            .and_then(|r| r.checked_add(OBJ_HDR_LEN))
+                            .ok_or(EINVAL)?;
+                        if let Err(e) = self.buf.reserve_index(whole) {
+                            transient = Some(e);
+                            break;
+                        }
+                    }
                     if let Err(e) = self.buf.reserve(end) {
                         transient = Some(e);
                         break;
