@@ -3,7 +3,7 @@
 # User entry points (see README.md). The kernel's build system reads Kbuild,
 # not this file, when it builds the module with M=<this directory>.
 
-.PHONY: all run check bench setup kernel vm fuzz clean help
+.PHONY: all run check bench setup kernel vm modules fuzz clean help
 
 all: vm
 
@@ -31,6 +31,17 @@ kernel:
 ## make vm      - kernel + modules + selftests + initramfs
 vm:
 	@tools/vm/build
+
+## make modules - build the module against a kernel build tree: KDIR=<tree>
+##                 (default: the running kernel's, /lib/modules/$(uname -r)/build),
+##                 with that kernel's options (LLVM=1 for a clang-built kernel);
+##                 checks the tree and the toolchain first (tools/kernel/check-kdir)
+KDIR ?= /lib/modules/$(shell uname -r)/build
+RUSTC ?= rustc
+BINDGEN ?= bindgen
+modules:
+	@tools/kernel/check-kdir "$(KDIR)" "$(RUSTC)" "$(BINDGEN)"
+	$(MAKE) -C "$(KDIR)" M="$(CURDIR)" RUSTC="$(RUSTC)" BINDGEN="$(BINDGEN)" modules
 
 ## make clean   - remove this repository's build outputs (not the cache)
 clean:

@@ -24,8 +24,23 @@ virtio_rs_bindgen_skip := -mno-fp-ret-in-387 -mpreferred-stack-boundary=% \
 	--param=% --param asan-% -fno-isolate-erroneous-paths-dereference \
 	-Wno-%
 
+# The target triple bindgen's libclang parses for: the one rust/Makefile
+# gives bindgen for kernel::bindings, by the kernel's SRCARCH (a kernel
+# built with clang has it in c_flags already; one built with GCC does not).
+virtio_rs_bindgen_triple_x86 := x86_64-linux-gnu
+virtio_rs_bindgen_triple_arm64 := aarch64-linux-gnu
+virtio_rs_bindgen_triple_arm := arm-linux-gnueabi
+virtio_rs_bindgen_triple_loongarch := loongarch64-linux-gnusf
+virtio_rs_bindgen_triple_s390 := s390x-linux-gnu
+virtio_rs_bindgen_triple_riscv := riscv64-linux-gnu
+virtio_rs_bindgen_triple_powerpc := $(if $(CONFIG_PPC64),powerpc64le-linux-gnu,powerpc-linux-gnu)
+virtio_rs_bindgen_triple := $(virtio_rs_bindgen_triple_$(SRCARCH))
+ifeq ($(virtio_rs_bindgen_triple),)
+$(error virtio_vfio_pci_rs: no bindgen target known for ARCH=$(SRCARCH))
+endif
+
 virtio_rs_bindgen_cflags = $(filter-out $(virtio_rs_bindgen_skip),$(c_flags)) \
-	-w --target=x86_64-linux-gnu -fno-builtin -D__BINDGEN__ -DMODULE
+	-w --target=$(virtio_rs_bindgen_triple) -fno-builtin -D__BINDGEN__ -DMODULE
 
 quiet_cmd_virtio_rs_bindgen = BINDGEN $@
       cmd_virtio_rs_bindgen = \
