@@ -3,7 +3,7 @@
 # User entry points (see README.md). The kernel's build system reads Kbuild,
 # not this file, when it builds the module with M=<this directory>.
 
-.PHONY: all run check bench setup kernel vm modules fuzz clean help
+.PHONY: all run check bench setup kernel vm modules install uninstall fuzz clean help
 
 all: vm
 
@@ -42,6 +42,28 @@ BINDGEN ?= bindgen
 modules:
 	@tools/kernel/check-kdir "$(KDIR)" "$(RUSTC)" "$(BINDGEN)"
 	$(MAKE) -C "$(KDIR)" M="$(CURDIR)" RUSTC="$(RUSTC)" BINDGEN="$(BINDGEN)" modules
+
+## make install - make modules, then install them into that kernel's module tree
+##                 (INSTALL_MOD_PATH=<root> for a staging root; INSTALL_MOD_DIR,
+##                 default updates) and index it (depmod), so that modprobe and
+##                 the vfio_pci: aliases find the driver
+## make uninstall - remove what make install put there (same variables), re-index
+INSTALL_MOD_DIR ?= updates
+kernelrelease = $(shell cat "$(KDIR)/include/config/kernel.release" 2>/dev/null)
+moddir = $(INSTALL_MOD_PATH)/lib/modules/$(kernelrelease)/$(INSTALL_MOD_DIR)
+# A distribution's build tree usually has no System.map, and then
+# modules_install skips depmod: run it in any case.
+depmod = PATH="$$PATH:/sbin:/usr/sbin" depmod -a $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") "$(kernelrelease)"
+install: modules
+	$(MAKE) -C "$(KDIR)" M="$(CURDIR)" INSTALL_MOD_DIR="$(INSTALL_MOD_DIR)" modules_install
+	$(depmod)
+
+uninstall:
+	@tools/kernel/check-kdir "$(KDIR)" "$(RUSTC)" "$(BINDGEN)"
+	rm -f "$(moddir)/drivers/vfio/pci/virtio_rs/virtio_vfio_pci_rs.ko" \
+		"$(moddir)/tools/sim/virtio_rs_sim.ko"
+	-rmdir -p "$(moddir)/drivers/vfio/pci/virtio_rs" "$(moddir)/tools/sim" 2>/dev/null
+	$(depmod)
 
 ## make clean   - remove this repository's build outputs (not the cache)
 clean:
