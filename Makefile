@@ -59,7 +59,7 @@ install: modules
 	$(depmod)
 
 uninstall:
-	@tools/kernel/check-kdir "$(KDIR)" "$(RUSTC)" "$(BINDGEN)"
+	@test -n "$(kernelrelease)" || { echo "error: KDIR=$(KDIR): no include/config/kernel.release: which kernel's modules to remove?" >&2; exit 1; }
 	rm -f "$(moddir)/drivers/vfio/pci/virtio_rs/virtio_vfio_pci_rs.ko" \
 		"$(moddir)/tools/sim/virtio_rs_sim.ko"
 	-rmdir -p "$(moddir)/drivers/vfio/pci/virtio_rs" "$(moddir)/tools/sim" 2>/dev/null
