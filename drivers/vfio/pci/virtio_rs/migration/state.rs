@@ -197,9 +197,16 @@ impl MigDevice {
     /// The binding ends (the device is closed). A migration file may keep
     /// this state alive, but no admin command may be sent any more: the PF
     /// layer reaches the PF only while a driver is bound to the VF.
+    ///
+    /// The VF goes back to the host (libvirt's managed mode re-probes its
+    /// host driver right after): if the last user left it stopped (the
+    /// source of a completed migration always does), make it run first.
+    /// Closing reset the function already, so the device runs with default
+    /// parts and nothing of the guest's. Upstream leaves it stopped.
     pub(crate) fn unbind(&self) {
         let mut st = self.lock();
         st.end_sessions();
+        st.vf.run_if_stopped();
         st.vf.vf.revoke();
     }
 }
@@ -237,7 +244,7 @@ impl VfCtx {
         inc(&self.stats.runs_after_reset, 1);
         if let Err(e) = self.mode_run() {
             inc(&self.stats.failed_requests, 1);
-            pr_warn!("cannot make the device run after a reset: {:?}\n", e);
+            pr_warn!("cannot make the stopped device run: {:?}\n", e);
         }
     }
 
