@@ -34,14 +34,18 @@ vm:
 
 ## make modules - build the module against a kernel build tree: KDIR=<tree>
 ##                 (default: the running kernel's, /lib/modules/$(uname -r)/build),
-##                 with that kernel's options (LLVM=1 for a clang-built kernel);
+##                 with that kernel's options (LLVM=1, set by itself for a clang-built
+##                 kernel);
 ##                 checks the tree and the toolchain first (tools/kernel/check-kdir)
 KDIR ?= /lib/modules/$(shell uname -r)/build
 RUSTC ?= rustc
 BINDGEN ?= bindgen
+# A clang-built kernel (CONFIG_CC_IS_CLANG) builds its modules with LLVM=1.
+LLVM ?= $(if $(shell grep -s '^CONFIG_CC_IS_CLANG=y' "$(KDIR)/.config"),1)
+kmake = $(MAKE) -C "$(KDIR)" M="$(CURDIR)" $(if $(LLVM),LLVM="$(LLVM)")
 modules:
 	@tools/kernel/check-kdir "$(KDIR)" "$(RUSTC)" "$(BINDGEN)"
-	$(MAKE) -C "$(KDIR)" M="$(CURDIR)" RUSTC="$(RUSTC)" BINDGEN="$(BINDGEN)" modules
+	$(kmake) RUSTC="$(RUSTC)" BINDGEN="$(BINDGEN)" modules
 
 ## make install - make modules, then install them into that kernel's module tree
 ##                 (INSTALL_MOD_PATH=<root> for a staging root; INSTALL_MOD_DIR,
@@ -55,7 +59,7 @@ moddir = $(INSTALL_MOD_PATH)/lib/modules/$(kernelrelease)/$(INSTALL_MOD_DIR)
 # modules_install skips depmod: run it in any case.
 depmod = PATH="$$PATH:/sbin:/usr/sbin" depmod -a $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") "$(kernelrelease)"
 install: modules
-	$(MAKE) -C "$(KDIR)" M="$(CURDIR)" INSTALL_MOD_DIR="$(INSTALL_MOD_DIR)" modules_install
+	$(kmake) INSTALL_MOD_DIR="$(INSTALL_MOD_DIR)" modules_install
 	$(depmod)
 
 uninstall:
