@@ -6,14 +6,15 @@
 # fill the VM's module tree. Checks, with kmod's tools (through the
 # toolchain sysroot): the module sits under updates/, modules.dep and
 # modules.alias name it, modprobe --show-depends resolves it, and the
-# vfio_pci: alias of a virtio-net VF resolves to it.
+# vfio_pci: alias of a virtio-net VF resolves to it; modinfo reads this
+# kernel's vermagic and the aliases from the installed file.
 rel=$(uname -r)
 dir=/lib/modules/$rel
 ko=updates/drivers/vfio/pci/virtio_rs/virtio_vfio_pci_rs.ko
 echo "TAP version 13"
-echo "1..4"
+echo "1..5"
 if [ ! -x /sysroot/usr/sbin/modprobe ]; then
-	for i in 1 2 3 4; do echo "ok $i install.$i # SKIP no kmod modprobe (needs the VM's --sysroot)"; done
+	for i in 1 2 3 4 5; do echo "ok $i install.$i # SKIP no kmod modprobe (needs the VM's --sysroot)"; done
 	exit 4
 fi
 # kmod runs in the sysroot; it sees this VM's module tree under /tmp/kmod
@@ -39,5 +40,8 @@ check 3 show_depends sh -c "$modprobe --show-depends virtio_vfio_pci_rs | grep -
 # A virtio-net VF's modalias, as the PCI core writes it.
 alias=vfio_pci:v00001AF4d00001041sv00001AF4sd00000001bc02sc00i00
 check 4 alias_resolves sh -c "$modprobe --resolve-alias $alias | grep -qx virtio_vfio_pci_rs"
+modinfo="chroot /sysroot /usr/sbin/modinfo -b /tmp/kmod -k $rel"
+check 5 modinfo sh -c "$modinfo -F vermagic virtio_vfio_pci_rs | grep -q '^$rel ' &&
+	$modinfo -F alias virtio_vfio_pci_rs | grep -qx 'vfio_pci:v00001AF4d00001041sv\*sd\*bc\*sc\*i\*'"
 umount /sysroot/tmp/kmod/lib/modules
 exit $rc
