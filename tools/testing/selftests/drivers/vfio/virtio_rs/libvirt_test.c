@@ -322,9 +322,7 @@ static int write_domain(const char *path, const char *bdf, const char *model)
 	if (model)
 		snprintf(drv, sizeof(drv), "      <driver model='%s'/>\n", model);
 	/*
-	 * TCG guest (SeaBIOS idling), a plain CPU model that libvirt does not
-	 * check (checking reads each CPU property through QMP: seconds under
-	 * nested TCG). QEMU 11.1 blocks migration of a VFIO
+	 * TCG guest (SeaBIOS idling). QEMU 11.1 blocks migration of a VFIO
 	 * device without dirty tracking unless enable-migration=on, and only
 	 * its iommufd backend migrates in this VM (see qemu_test.c); libvirt
 	 * 11.3 has neither option, so they go through <qemu:override>.
@@ -334,7 +332,7 @@ static int write_domain(const char *path, const char *bdf, const char *model)
 			  "  <name>vf-guest</name>\n  <uuid>" DOM_UUID "</uuid>\n"
 			  "  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n"
 			  "  <os><type arch='x86_64' machine='q35'>hvm</type></os>\n"
-			  "  <cpu mode='custom' match='exact' check='none'><model>qemu64</model></cpu>\n"
+
 			  "  <devices>\n"
 			  "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
 			  "    <hostdev mode='subsystem' type='pci' managed='yes'>\n%s"
