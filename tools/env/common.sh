@@ -79,3 +79,19 @@ in_chroot() {
 			"$@"
 	' in_chroot "$CHROOT" "$VIRTIO_RS_CACHE" "$REPO" "$@"
 }
+
+# Copy this repository's sources, as a user's checkout has them (the files
+# git knows, not this tree's build outputs), into directory $1. tar keeps
+# their times, so an unchanged copy is not rebuilt.
+copy_sources() {
+	mkdir -p "$1"
+	if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then
+		(cd "$REPO" && git ls-files -z --cached --others --exclude-standard |
+			tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$1"
+	else
+		# Not a checkout (an unpacked release): what the build needs.
+		(cd "$REPO" && tar --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' -cf - \
+			Makefile Kbuild Kconfig dkms.conf drivers include tools/kernel tools/sim) |
+			tar -xf - -C "$1"
+	fi
+}
