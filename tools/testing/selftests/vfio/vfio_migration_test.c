@@ -60,41 +60,53 @@ static const char *state_name(u32 state)
 }
 
 /*
- * Bugs of released drivers that make a check of this test fail. @not_run:
- * running the check would crash the kernel, so it is reported without
- * being run.
+ * Bugs of released drivers that make a check of this test fail, on the
+ * device that saves (@on_dst false) or the one that loads. @not_run:
+ * running the check would crash the kernel or disable lockdep, so it is
+ * reported without being run.
  */
 struct known_bug {
 	const char *driver;
 	const char *check;
 	const char *bug;
+	bool on_dst;
 	bool not_run;
 };
 
+#define VIRTIO_RESET_LOCKDEP							\
+	"virtio_vfio_pci: a reset with a live session takes migf->lock under vdev->memory_lock, " \
+	"while read()/write() fault user memory under migf->lock (lockdep: circular dependency " \
+	"with a fault on a VFIO BAR mapping) (not run)"
+
 static const struct known_bug known_bugs[] = {
 	{ "virtio_vfio_pci", "truncated_stream",
-	  "virtio_vfio_pci: RESUMING->STOP does not validate the stream, a partial record is accepted" },
+	  "virtio_vfio_pci: RESUMING->STOP does not validate the stream, a partial record is accepted",
+	  true },
 	{ "virtio_vfio_pci", "data_size_covers_stream",
 	  "virtio_vfio_pci: MIG_DATA_SIZE omits the 16-byte record header of the stream" },
 	{ "virtio_vfio_pci", "precopy_info_outputs",
 	  "virtio_vfio_pci: VFIO_MIG_GET_PRECOPY_INFO returns the caller's value in the field it does not compute" },
 	{ "virtio_vfio_pci", "resuming_fd_after_session",
 	  "virtio_vfio_pci: write() after the resuming session ended dereferences a freed buffer (not run)",
-	  true },
-	{ "virtio_vfio_pci", "reset_from_resuming",
-	  "virtio_vfio_pci: write() after the resuming session ended dereferences a freed buffer (write not run)",
-	  true },
+	  true, true },
+	{ "virtio_vfio_pci", "reset_from_STOP_COPY", VIRTIO_RESET_LOCKDEP, false, true },
+	{ "virtio_vfio_pci", "reset_from_RESUMING", VIRTIO_RESET_LOCKDEP, true, true },
+	{ "virtio_vfio_pci", "reset_from_PRE_COPY", VIRTIO_RESET_LOCKDEP, false, true },
+	{ "virtio_vfio_pci", "reset_from_PRE_COPY_P2P", VIRTIO_RESET_LOCKDEP, false, true },
 };
 
 /* ---- the uAPI, one call each: 0 or -errno ---- */
 
 static int device_feature(int fd, u32 flags, void *data, size_t size)
 {
-	u8 buf[sizeof(struct vfio_device_feature) + 64] __attribute__((aligned(8)));
-	struct vfio_device_feature *feature = (void *)buf;
+	union {
+		struct vfio_device_feature feature;
+		u64 data[(sizeof(struct vfio_device_feature) + 64) / sizeof(u64)];
+	} buf;
+	struct vfio_device_feature *feature = &buf.feature;
 
 	VFIO_ASSERT_LE(size, 64);
-	memset(buf, 0, sizeof(buf));
+	memset(&buf, 0, sizeof(buf));
 	feature->argsz = sizeof(*feature) + size;
 	feature->flags = flags;
 	if (data)
@@ -362,13 +374,17 @@ static int expect_request(u64 flags, u32 from, u32 to, u32 *end, bool *fd)
 
 /* ---- the fixture ---- */
 
-FIXTURE(migration) {
+struct mig_devices {
 	struct iommu *iommu;
 	struct vfio_pci_device *src;
 	struct vfio_pci_device *dst;	/* == src with one device */
 	u64 flags;
 	char src_driver[64];
 	char dst_driver[64];
+};
+
+FIXTURE(migration) {
+	struct mig_devices m;
 };
 
 FIXTURE_VARIANT(migration) {
@@ -404,85 +420,78 @@ FIXTURE_SETUP(migration)
 	u64 dst_flags;
 	int ret;
 
-	driver_of(device_bdfs[0], self->src_driver, sizeof(self->src_driver));
-	driver_of(device_bdfs[nr_devices > 1], self->dst_driver, sizeof(self->dst_driver));
-	self->iommu = iommu_init(variant->iommu_mode);
-	self->src = vfio_pci_device_init(device_bdfs[0], self->iommu);
-	self->dst = self->src;
+	driver_of(device_bdfs[0], self->m.src_driver, sizeof(self->m.src_driver));
+	driver_of(device_bdfs[nr_devices > 1], self->m.dst_driver, sizeof(self->m.dst_driver));
+	self->m.iommu = iommu_init(variant->iommu_mode);
+	self->m.src = vfio_pci_device_init(device_bdfs[0], self->m.iommu);
+	self->m.dst = self->m.src;
 	if (nr_devices > 1)
-		self->dst = vfio_pci_device_init(device_bdfs[1], self->iommu);
+		self->m.dst = vfio_pci_device_init(device_bdfs[1], self->m.iommu);
 
-	ret = mig_flags(self->src, &self->flags);
+	ret = mig_flags(self->m.src, &self->m.flags);
 	if (ret == -ENOTTY)
 		SKIP(return, "%s (%s): no migration support (VFIO_DEVICE_FEATURE_MIGRATION: ENOTTY)",
-		     device_bdfs[0], self->src_driver);
+		     device_bdfs[0], self->m.src_driver);
 	ASSERT_EQ(0, ret);
-	if (self->dst != self->src) {
-		ASSERT_EQ(0, mig_flags(self->dst, &dst_flags));
-		ASSERT_EQ(self->flags, dst_flags) TH_LOG("the two devices differ in migration flags");
+	if (self->m.dst != self->m.src) {
+		ASSERT_EQ(0, mig_flags(self->m.dst, &dst_flags));
+		ASSERT_EQ(self->m.flags, dst_flags) TH_LOG("the two devices differ in migration flags");
 	}
 }
 
 FIXTURE_TEARDOWN(migration)
 {
-	if (self->dst && self->dst != self->src)
-		vfio_pci_device_cleanup(self->dst);
-	if (self->src)
-		vfio_pci_device_cleanup(self->src);
-	iommu_cleanup(self->iommu);
+	if (self->m.dst && self->m.dst != self->m.src)
+		vfio_pci_device_cleanup(self->m.dst);
+	if (self->m.src)
+		vfio_pci_device_cleanup(self->m.src);
+	iommu_cleanup(self->m.iommu);
 }
 
-static const struct known_bug *known_bug(FIXTURE_DATA(migration) *self, const char *check)
+static const struct known_bug *known_bug(const struct mig_devices *m, const char *check)
 {
 	int i;
 
 	for (i = 0; i < ARRAY_SIZE(known_bugs); i++) {
 		if (strcmp(known_bugs[i].check, check))
 			continue;
-		if (!strcmp(known_bugs[i].driver, self->src_driver) ||
-		    !strcmp(known_bugs[i].driver, self->dst_driver))
+		if (!strcmp(known_bugs[i].driver,
+			    known_bugs[i].on_dst ? m->dst_driver : m->src_driver))
 			return &known_bugs[i];
 	}
 	return NULL;
 }
 
 /*
- * A check that a known driver bug makes fail: XFAIL naming the bug instead
- * of FAIL; if the check passes anyway, XPASS says the bug list is stale.
+ * A check that a known driver bug makes fail: true (the test ends as XFAIL,
+ * naming the bug) when @ok is false and @bug is set.
  */
-#define CONFORM(cond, bug, fmt, ...) do {					\
-	if (!(cond) && (bug)) {							\
-		TH_LOG("expected failure: " fmt, ##__VA_ARGS__);		\
-		snprintf(_metadata->results->reason,				\
-			 sizeof(_metadata->results->reason), "%s", (bug)->bug);	\
-		_metadata->exit_code = KSFT_XFAIL;				\
-		return;								\
-	}									\
-	ASSERT_TRUE(cond) TH_LOG(fmt, ##__VA_ARGS__);				\
-} while (0)
+static bool known_failure(struct __test_metadata *_metadata, bool ok,
+			  const struct known_bug *bug)
+{
+	if (ok || !bug)
+		return false;
+	snprintf(_metadata->results->reason, sizeof(_metadata->results->reason),
+		 "%s", bug->bug);
+	_metadata->exit_code = KSFT_XFAIL;
+	return true;
+}
 
-#define CONFORMED(bug) do {							\
-	if (bug) {								\
-		snprintf(_metadata->results->reason,				\
-			 sizeof(_metadata->results->reason),			\
-			 "known bug not seen: %s", (bug)->bug);			\
-		_metadata->exit_code = KSFT_XPASS;				\
-	}									\
-} while (0)
+/* The check passed although @bug says it fails: XPASS, the list is stale. */
+static void known_bug_not_seen(struct __test_metadata *_metadata, const struct known_bug *bug)
+{
+	if (!bug)
+		return;
+	snprintf(_metadata->results->reason, sizeof(_metadata->results->reason),
+		 "known bug not seen: %s", bug->bug);
+	_metadata->exit_code = KSFT_XPASS;
+}
 
-#define NOT_RUN(bug) do {							\
-	if ((bug) && (bug)->not_run) {						\
-		snprintf(_metadata->results->reason,				\
-			 sizeof(_metadata->results->reason), "%s", (bug)->bug);	\
-		_metadata->exit_code = KSFT_XFAIL;				\
-		return;								\
-	}									\
-} while (0)
-
-#define NEED(flag) do {								\
-	if (!(self->flags & (flag)))						\
-		SKIP(return, "the device does not offer " #flag);		\
-} while (0)
+/* A check that would crash the kernel with this driver: XFAIL, not run. */
+static bool not_run(struct __test_metadata *_metadata, const struct known_bug *bug)
+{
+	return bug && bug->not_run && known_failure(_metadata, false, bug);
+}
 
 /* Back to RUNNING, by SET_STATE or, if that fails, by a reset. */
 static int back_to_running(struct vfio_pci_device *device)
@@ -554,27 +563,27 @@ TEST_F(migration, flags)
 {
 	u64 known = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY;
 
-	TH_LOG("%s (%s): migration flags 0x%llx", device_bdfs[0], self->src_driver,
-	       (unsigned long long)self->flags);
-	ASSERT_TRUE(self->flags & VFIO_MIGRATION_STOP_COPY)
+	TH_LOG("%s (%s): migration flags 0x%llx", device_bdfs[0], self->m.src_driver,
+	       (unsigned long long)self->m.flags);
+	ASSERT_TRUE(self->m.flags & VFIO_MIGRATION_STOP_COPY)
 		TH_LOG("VFIO_MIGRATION_STOP_COPY is mandatory");
-	ASSERT_EQ(0, self->flags & ~known) TH_LOG("flags the uAPI does not define");
+	ASSERT_EQ(0, self->m.flags & ~known) TH_LOG("flags the uAPI does not define");
 	/* The feature is GET only; MIG_DEVICE_STATE is GET and SET. */
-	ASSERT_EQ(0, device_feature(self->src->fd, VFIO_DEVICE_FEATURE_PROBE |
+	ASSERT_EQ(0, device_feature(self->m.src->fd, VFIO_DEVICE_FEATURE_PROBE |
 				    VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION,
 				    NULL, 0));
-	ASSERT_NE(0, device_feature(self->src->fd, VFIO_DEVICE_FEATURE_PROBE |
+	ASSERT_NE(0, device_feature(self->m.src->fd, VFIO_DEVICE_FEATURE_PROBE |
 				    VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIGRATION,
 				    NULL, 0));
-	ASSERT_EQ(0, device_feature(self->src->fd, VFIO_DEVICE_FEATURE_PROBE |
+	ASSERT_EQ(0, device_feature(self->m.src->fd, VFIO_DEVICE_FEATURE_PROBE |
 				    VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET |
 				    VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, NULL, 0));
 }
 
 TEST_F(migration, initial_state_running)
 {
-	ASSERT_EQ(S_(RUNNING), get_state(self->src));
-	ASSERT_EQ(S_(RUNNING), get_state(self->dst));
+	ASSERT_EQ(S_(RUNNING), get_state(self->m.src));
+	ASSERT_EQ(S_(RUNNING), get_state(self->m.dst));
 }
 
 TEST_F(migration, states_reachable)
@@ -584,17 +593,17 @@ TEST_F(migration, states_reachable)
 	for (s = S_(STOP); s < VFIO_DEVICE_STATE_NR; s++) {
 		int fd = -1, ret;
 
-		ret = set_state(self->src, s, &fd);
-		if (!state_supported(self->flags, s)) {
+		ret = set_state(self->m.src, s, &fd);
+		if (!state_supported(self->m.flags, s)) {
 			ASSERT_EQ(-EINVAL, ret) TH_LOG("%s is not offered", state_name(s));
-			ASSERT_EQ(S_(RUNNING), get_state(self->src));
+			ASSERT_EQ(S_(RUNNING), get_state(self->m.src));
 			continue;
 		}
 		ASSERT_EQ(0, ret) TH_LOG("RUNNING -> %s", state_name(s));
-		ASSERT_EQ(s, get_state(self->src));
+		ASSERT_EQ(s, get_state(self->m.src));
 		if (fd >= 0)
 			close(fd);
-		ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL))
+		ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL))
 			TH_LOG("%s -> RUNNING", state_name(s));
 	}
 }
@@ -604,21 +613,20 @@ TEST_F(migration, states_reachable)
  * fd match what the uAPI's arc and path rules imply; the session of @from
  * continues exactly when both states are in the saving group.
  */
-static void arcs_from(struct __test_metadata *_metadata,
-		      FIXTURE_DATA(migration) *self, u32 from)
+static void arcs_from(struct __test_metadata *_metadata, struct mig_devices *m, u32 from)
 {
 	static const u32 targets[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 99, STATE_INVALID };
-	struct vfio_pci_device *dev = self->src;
+	struct vfio_pci_device *dev = m->src;
 	size_t len = 0;
 	u8 *saved = NULL;
 	int t, checked = 0;
 
-	if (!state_supported(self->flags, from))
+	if (!state_supported(m->flags, from))
 		SKIP(return, "the device does not offer %s", state_name(from));
 	/* RESUMING is left with a complete stream written, as a VMM does. */
 	if (from == S_(RESUMING)) {
-		ASSERT_GT(save_state(self->src, &saved, &len, plain_chunks, 1), 0);
-		dev = self->dst;
+		ASSERT_GT(save_state(m->src, &saved, &len, plain_chunks, 1), 0);
+		dev = m->dst;
 	}
 
 	for (t = 0; t < ARRAY_SIZE(targets); t++) {
@@ -633,7 +641,7 @@ static void arcs_from(struct __test_metadata *_metadata,
 		if (saved)
 			ASSERT_EQ(0, write_stream(fd0, saved, len, 0, 4096));
 
-		exp = expect_request(self->flags, from, to, &end, &want_fd);
+		exp = expect_request(m->flags, from, to, &end, &want_fd);
 		ret = set_state(dev, to, &fd1);
 		EXPECT_EQ(exp, ret) TH_LOG("%s -> %s (%u)", state_name(from), state_name(to), to);
 		EXPECT_EQ(end, get_state(dev)) TH_LOG("%s -> %s (%u): state afterwards",
@@ -670,19 +678,40 @@ static void arcs_from(struct __test_metadata *_metadata,
 	TH_LOG("%s: %d requests checked", state_name(from), checked);
 }
 
-#define ARCS_TEST(_state)							\
-TEST_F(migration, arcs_from_##_state)						\
-{										\
-	arcs_from(_metadata, self, S_(_state));					\
+TEST_F(migration, arcs_from_STOP)
+{
+	arcs_from(_metadata, &self->m, S_(STOP));
 }
 
-ARCS_TEST(STOP)
-ARCS_TEST(RUNNING)
-ARCS_TEST(STOP_COPY)
-ARCS_TEST(RESUMING)
-ARCS_TEST(RUNNING_P2P)
-ARCS_TEST(PRE_COPY)
-ARCS_TEST(PRE_COPY_P2P)
+TEST_F(migration, arcs_from_RUNNING)
+{
+	arcs_from(_metadata, &self->m, S_(RUNNING));
+}
+
+TEST_F(migration, arcs_from_STOP_COPY)
+{
+	arcs_from(_metadata, &self->m, S_(STOP_COPY));
+}
+
+TEST_F(migration, arcs_from_RESUMING)
+{
+	arcs_from(_metadata, &self->m, S_(RESUMING));
+}
+
+TEST_F(migration, arcs_from_RUNNING_P2P)
+{
+	arcs_from(_metadata, &self->m, S_(RUNNING_P2P));
+}
+
+TEST_F(migration, arcs_from_PRE_COPY)
+{
+	arcs_from(_metadata, &self->m, S_(PRE_COPY));
+}
+
+TEST_F(migration, arcs_from_PRE_COPY_P2P)
+{
+	arcs_from(_metadata, &self->m, S_(PRE_COPY_P2P));
+}
 
 /* ---- data transfer fds ---- */
 
@@ -691,7 +720,7 @@ TEST_F(migration, saving_fd_is_a_read_only_stream)
 	u8 byte = 0;
 	int fd;
 
-	ASSERT_EQ(0, set_state(self->src, S_(STOP_COPY), &fd));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP_COPY), &fd));
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(O_RDONLY, fcntl(fd, F_GETFL) & O_ACCMODE);
 	ASSERT_EQ(-1, write(fd, &byte, 1));
@@ -703,15 +732,18 @@ TEST_F(migration, saving_fd_is_a_read_only_stream)
 	/* O_CLOEXEC, as the vfio core installs it. */
 	ASSERT_TRUE(fcntl(fd, F_GETFD) & FD_CLOEXEC);
 	close(fd);
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
 }
 
 TEST_F(migration, resuming_fd_is_a_write_only_stream)
 {
+	size_t len = 0;
+	u8 *buf = NULL;
 	u8 byte = 0;
 	int fd;
 
-	ASSERT_EQ(0, set_state(self->dst, S_(RESUMING), &fd));
+	ASSERT_GT(save_state(self->m.src, &buf, &len, plain_chunks, 1), 0);
+	ASSERT_EQ(0, set_state(self->m.dst, S_(RESUMING), &fd));
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(O_WRONLY, fcntl(fd, F_GETFL) & O_ACCMODE);
 	ASSERT_EQ(-1, read(fd, &byte, 1));
@@ -721,10 +753,10 @@ TEST_F(migration, resuming_fd_is_a_write_only_stream)
 	ASSERT_EQ(-1, pwrite(fd, &byte, 1, 0));
 	ASSERT_EQ(ESPIPE, errno);
 	ASSERT_TRUE(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	ASSERT_EQ(0, write_stream(fd, buf, len, 0, 4096));
 	close(fd);
-	/* Nothing was written: aborting the session takes a reset. */
-	ASSERT_EQ(0, device_reset(self->dst));
-	ASSERT_EQ(S_(RUNNING), get_state(self->dst));
+	free(buf);
+	ASSERT_EQ(0, set_state(self->m.dst, S_(RUNNING), NULL));
 }
 
 /*
@@ -740,58 +772,59 @@ TEST_F(migration, stop_copy_reads_any_size)
 	ssize_t n;
 	int fd, i;
 
-	ASSERT_EQ(0, set_state(self->src, S_(STOP_COPY), &fd));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP_COPY), &fd));
 	n = read_stream(fd, &buf, &len, odd_chunks, ARRAY_SIZE(odd_chunks), false, &bad,
 			NULL);
 	ASSERT_GT(n, 0) TH_LOG("read: %s", n < 0 ? strerror(-n) : "empty stream");
 	ASSERT_FALSE(bad) TH_LOG("a read returned more than asked");
 	TH_LOG("stream of %zd bytes read in chunks of 1..65536 bytes", n);
-	for (i = 0; i < 3; i++) {
-		ASSERT_EQ(0, read(fd, buf, len)) TH_LOG("end of stream is permanent");
-	}
+	/* The end of stream is permanent. */
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, read(fd, buf, len));
 	ASSERT_EQ(0, read(fd, buf, 0));
 	pfd.fd = fd;
 	ASSERT_EQ(1, poll(&pfd, 1, 1000));
 	ASSERT_TRUE(pfd.revents & POLLIN);
 	close(fd);
 	free(buf);
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
 }
 
 TEST_F(migration, saving_fd_after_session)
 {
 	int fd;
 
-	ASSERT_EQ(0, set_state(self->src, S_(STOP_COPY), &fd));
-	ASSERT_EQ(0, set_state(self->src, S_(STOP), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP_COPY), &fd));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP), NULL));
 	ASSERT_TRUE(saving_fd_dead(fd)) TH_LOG("read after STOP_COPY -> STOP: %s",
 					       strerror(errno));
 	/* A new session is independent of the dead fd. */
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
 	close(fd);
-	ASSERT_EQ(0, set_state(self->src, S_(STOP_COPY), &fd));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP_COPY), &fd));
 	ASSERT_GE(fd, 0);
 	close(fd);
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
 }
 
 TEST_F(migration, resuming_fd_after_session)
 {
-	const struct known_bug *bug = known_bug(self, "resuming_fd_after_session");
+	const struct known_bug *bug = known_bug(&self->m, "resuming_fd_after_session");
 	size_t len = 0;
 	u8 *buf = NULL;
 	int fd;
 
-	NOT_RUN(bug);
-	ASSERT_GT(save_state(self->src, &buf, &len, plain_chunks, 1), 0);
-	ASSERT_EQ(0, set_state(self->dst, S_(RESUMING), &fd));
+	if (not_run(_metadata, bug))
+		return;
+	ASSERT_GT(save_state(self->m.src, &buf, &len, plain_chunks, 1), 0);
+	ASSERT_EQ(0, set_state(self->m.dst, S_(RESUMING), &fd));
 	ASSERT_EQ(0, write_stream(fd, buf, len, 0, 4096));
-	ASSERT_EQ(0, set_state(self->dst, S_(STOP), NULL));
+	ASSERT_EQ(0, set_state(self->m.dst, S_(STOP), NULL));
 	ASSERT_TRUE(resuming_fd_dead(fd)) TH_LOG("write after RESUMING -> STOP: %s",
 						 strerror(errno));
 	close(fd);
 	free(buf);
-	ASSERT_EQ(0, set_state(self->dst, S_(RUNNING), NULL));
+	ASSERT_EQ(0, set_state(self->m.dst, S_(RUNNING), NULL));
 }
 
 /* The device fd is closed while a data fd stays open: the fd is dead. */
@@ -799,24 +832,24 @@ TEST_F(migration, data_fd_outlives_device_fd)
 {
 	int fd;
 
-	ASSERT_EQ(0, set_state(self->src, S_(STOP_COPY), &fd));
-	if (self->dst != self->src) {
-		vfio_pci_device_cleanup(self->dst);
-		self->dst = NULL;
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP_COPY), &fd));
+	if (self->m.dst != self->m.src) {
+		vfio_pci_device_cleanup(self->m.dst);
+		self->m.dst = NULL;
 	}
-	vfio_pci_device_cleanup(self->src);
-	self->src = NULL;
+	vfio_pci_device_cleanup(self->m.src);
+	self->m.src = NULL;
 	ASSERT_TRUE(saving_fd_dead(fd)) TH_LOG("read after the device was closed: %s",
 					       strerror(errno));
 	close(fd);
 
 	/* The device opens again in RUNNING with no session. */
-	self->src = vfio_pci_device_init(device_bdfs[0], self->iommu);
-	self->dst = self->src;
-	ASSERT_EQ(S_(RUNNING), get_state(self->src));
-	ASSERT_EQ(0, set_state(self->src, S_(STOP_COPY), &fd));
+	self->m.src = vfio_pci_device_init(device_bdfs[0], self->m.iommu);
+	self->m.dst = self->m.src;
+	ASSERT_EQ(S_(RUNNING), get_state(self->m.src));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP_COPY), &fd));
 	close(fd);
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
 }
 
 /* ---- pre-copy ---- */
@@ -830,8 +863,9 @@ TEST_F(migration, precopy_reads_until_enomsg)
 	ssize_t n;
 	int fd, i;
 
-	NEED(VFIO_MIGRATION_PRE_COPY);
-	ASSERT_EQ(0, set_state(self->src, S_(PRE_COPY), &fd));
+	if (!(self->m.flags & VFIO_MIGRATION_PRE_COPY))
+		SKIP(return, "the device does not offer VFIO_MIGRATION_PRE_COPY");
+	ASSERT_EQ(0, set_state(self->m.src, S_(PRE_COPY), &fd));
 	ASSERT_EQ(0, precopy_info(fd, &info));
 	n = read_stream(fd, &buf, &len, odd_chunks, ARRAY_SIZE(odd_chunks), true, &bad,
 			&enomsg);
@@ -844,14 +878,14 @@ TEST_F(migration, precopy_reads_until_enomsg)
 	       (unsigned long long)info.initial_bytes);
 
 	/* STOP_COPY: the rest, never ENOMSG, then a permanent end. */
-	ASSERT_EQ(0, set_state(self->src, S_(STOP_COPY), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP_COPY), NULL));
 	n = read_stream(fd, &buf, &len, plain_chunks, 1, false, &bad, NULL);
 	ASSERT_GE(n, 0) TH_LOG("stop-copy read after pre-copy: %s", strerror(-n));
 	for (i = 0; i < 3; i++)
 		ASSERT_EQ(0, read(fd, buf, 1));
 	close(fd);
 	free(buf);
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
 }
 
 TEST_F(migration, precopy_info_only_in_precopy_states)
@@ -860,27 +894,27 @@ TEST_F(migration, precopy_info_only_in_precopy_states)
 	int fd;
 
 	/* A STOP_COPY session that never was in pre-copy. */
-	ASSERT_EQ(0, set_state(self->src, S_(STOP_COPY), &fd));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP_COPY), &fd));
 	ASSERT_EQ(-EINVAL, precopy_info(fd, &info));
 	close(fd);
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
-	if (!(self->flags & VFIO_MIGRATION_PRE_COPY))
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
+	if (!(self->m.flags & VFIO_MIGRATION_PRE_COPY))
 		return;
 
-	ASSERT_EQ(0, set_state(self->src, S_(PRE_COPY), &fd));
+	ASSERT_EQ(0, set_state(self->m.src, S_(PRE_COPY), &fd));
 	ASSERT_EQ(0, precopy_info(fd, &info));
 	/* argsz smaller than the structure */
 	info.argsz = offsetof(struct vfio_precopy_info, dirty_bytes);
 	ASSERT_EQ(-1, ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, &info));
 	ASSERT_EQ(EINVAL, errno);
-	if (self->flags & VFIO_MIGRATION_P2P) {
-		ASSERT_EQ(0, set_state(self->src, S_(PRE_COPY_P2P), NULL));
+	if (self->m.flags & VFIO_MIGRATION_P2P) {
+		ASSERT_EQ(0, set_state(self->m.src, S_(PRE_COPY_P2P), NULL));
 		ASSERT_EQ(0, precopy_info(fd, &info)) TH_LOG("in PRE_COPY_P2P");
 	}
-	ASSERT_EQ(0, set_state(self->src, S_(STOP_COPY), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP_COPY), NULL));
 	ASSERT_EQ(-EINVAL, precopy_info(fd, &info)) TH_LOG("same fd, now in STOP_COPY");
 	close(fd);
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
 }
 
 /*
@@ -895,8 +929,9 @@ TEST_F(migration, precopy_initial_bytes_consistent)
 	u8 buf[4096];
 	int fd, i = 0;
 
-	NEED(VFIO_MIGRATION_PRE_COPY);
-	ASSERT_EQ(0, set_state(self->src, S_(PRE_COPY), &fd));
+	if (!(self->m.flags & VFIO_MIGRATION_PRE_COPY))
+		SKIP(return, "the device does not offer VFIO_MIGRATION_PRE_COPY");
+	ASSERT_EQ(0, set_state(self->m.src, S_(PRE_COPY), &fd));
 	/*
 	 * A driver may defer the initial data, e.g. to bound the load on the
 	 * device; a VMM keeps asking, so does the test, for up to 10 s.
@@ -934,20 +969,22 @@ TEST_F(migration, precopy_initial_bytes_consistent)
 	ASSERT_EQ(0, last);
 	TH_LOG("initial_bytes %llu, read in %d steps", (unsigned long long)first, i);
 	close(fd);
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
 }
 
 /* initial_bytes and dirty_bytes are outputs: what the caller passed is not echoed. */
 TEST_F(migration, precopy_info_outputs)
 {
-	const struct known_bug *bug = known_bug(self, "precopy_info_outputs");
+	const struct known_bug *bug = known_bug(&self->m, "precopy_info_outputs");
 	const u64 junk = 0x5a5a5a5a5a5a5a5aULL;
 	struct vfio_precopy_info info;
 	u8 buf[4096];
 	int fd, round;
+	bool ok;
 
-	NEED(VFIO_MIGRATION_PRE_COPY);
-	ASSERT_EQ(0, set_state(self->src, S_(PRE_COPY), &fd));
+	if (!(self->m.flags & VFIO_MIGRATION_PRE_COPY))
+		SKIP(return, "the device does not offer VFIO_MIGRATION_PRE_COPY");
+	ASSERT_EQ(0, set_state(self->m.src, S_(PRE_COPY), &fd));
 	/* Once while initial data is pending, once after it was read. */
 	for (round = 0; round < 2; round++) {
 		memset(&info, 0, sizeof(info));
@@ -955,16 +992,19 @@ TEST_F(migration, precopy_info_outputs)
 		info.initial_bytes = junk;
 		info.dirty_bytes = junk;
 		ASSERT_EQ(0, ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, &info));
-		CONFORM(info.initial_bytes != junk && info.dirty_bytes != junk, bug,
-			"round %d: initial_bytes 0x%llx dirty_bytes 0x%llx", round,
-			(unsigned long long)info.initial_bytes,
-			(unsigned long long)info.dirty_bytes);
+		ok = info.initial_bytes != junk && info.dirty_bytes != junk;
+		TH_LOG("round %d: initial_bytes 0x%llx dirty_bytes 0x%llx", round,
+		       (unsigned long long)info.initial_bytes,
+		       (unsigned long long)info.dirty_bytes);
+		if (known_failure(_metadata, ok, bug))
+			return;
+		ASSERT_TRUE(ok) TH_LOG("an output field echoes the input");
 		while (read(fd, buf, sizeof(buf)) > 0)
 			;
 	}
 	close(fd);
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
-	CONFORMED(bug);
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
+	known_bug_not_seen(_metadata, bug);
 }
 
 /* ---- MIG_DATA_SIZE ---- */
@@ -975,27 +1015,27 @@ TEST_F(migration, data_size_in_every_state)
 	u32 s;
 	int ret;
 
-	ret = data_size(self->src, &size);
+	ret = data_size(self->m.src, &size);
 	if (ret == -ENOTTY)
 		SKIP(return, "no VFIO_DEVICE_FEATURE_MIG_DATA_SIZE");
 	for (s = S_(STOP); s < VFIO_DEVICE_STATE_NR; s++) {
 		int fd = -1;
 
-		if (!state_supported(self->flags, s))
+		if (!state_supported(self->m.flags, s))
 			continue;
-		ASSERT_EQ(0, back_to_running(self->src));
-		ASSERT_EQ(0, set_state(self->src, s, &fd));
-		ASSERT_EQ(0, data_size(self->src, &size)) TH_LOG("in %s", state_name(s));
+		ASSERT_EQ(0, back_to_running(self->m.src));
+		ASSERT_EQ(0, set_state(self->m.src, s, &fd));
+		ASSERT_EQ(0, data_size(self->m.src, &size)) TH_LOG("in %s", state_name(s));
 		ASSERT_GT(size, 0) TH_LOG("in %s", state_name(s));
 		if (fd >= 0)
 			close(fd);
 	}
-	ASSERT_EQ(0, back_to_running(self->src));
+	ASSERT_EQ(0, back_to_running(self->m.src));
 }
 
 TEST_F(migration, data_size_covers_stream)
 {
-	const struct known_bug *bug = known_bug(self, "data_size_covers_stream");
+	const struct known_bug *bug = known_bug(&self->m, "data_size_covers_stream");
 	size_t len = 0;
 	bool bad = false;
 	u8 *buf = NULL;
@@ -1003,21 +1043,22 @@ TEST_F(migration, data_size_covers_stream)
 	ssize_t n;
 	int fd, ret;
 
-	ret = data_size(self->src, &size);
+	ret = data_size(self->m.src, &size);
 	if (ret == -ENOTTY)
 		SKIP(return, "no VFIO_DEVICE_FEATURE_MIG_DATA_SIZE");
-	ASSERT_EQ(0, set_state(self->src, S_(STOP), NULL));
-	ASSERT_EQ(0, data_size(self->src, &size));
-	ASSERT_EQ(0, set_state(self->src, S_(STOP_COPY), &fd));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP), NULL));
+	ASSERT_EQ(0, data_size(self->m.src, &size));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP_COPY), &fd));
 	n = read_stream(fd, &buf, &len, plain_chunks, 1, false, &bad, NULL);
 	ASSERT_GT(n, 0);
 	close(fd);
 	free(buf);
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
 	TH_LOG("stop_copy_length %llu, stream %zd bytes", (unsigned long long)size, n);
-	CONFORM(size >= (u64)n, bug, "stop_copy_length %llu < stream length %zd",
-		(unsigned long long)size, n);
-	CONFORMED(bug);
+	if (known_failure(_metadata, size >= (u64)n, bug))
+		return;
+	ASSERT_GE(size, (u64)n) TH_LOG("stop_copy_length below the stream length");
+	known_bug_not_seen(_metadata, bug);
 }
 
 /* ---- loading a saved state ---- */
@@ -1035,14 +1076,14 @@ TEST_F(migration, round_trip_stop_copy)
 	size_t len = 0, back_len = 0;
 	u8 *buf = NULL, *back = NULL;
 
-	ASSERT_GT(save_state(self->src, &buf, &len, plain_chunks, 1), 0);
+	ASSERT_GT(save_state(self->m.src, &buf, &len, plain_chunks, 1), 0);
 	/* Segmentation need not be preserved: 1-byte writes, then odd chunks. */
-	ASSERT_EQ(0, load_state(self->dst, buf, len, 64, 997));
-	check_running(_metadata, self->dst);
+	ASSERT_EQ(0, load_state(self->m.dst, buf, len, 64, 997));
+	check_running(_metadata, self->m.dst);
 	/* The destination can itself be saved, and its state loads back. */
-	ASSERT_GT(save_state(self->dst, &back, &back_len, odd_chunks, ARRAY_SIZE(odd_chunks)), 0);
-	ASSERT_EQ(0, load_state(self->src, back, back_len, 0, 65536));
-	check_running(_metadata, self->src);
+	ASSERT_GT(save_state(self->m.dst, &back, &back_len, odd_chunks, ARRAY_SIZE(odd_chunks)), 0);
+	ASSERT_EQ(0, load_state(self->m.src, back, back_len, 0, 65536));
+	check_running(_metadata, self->m.src);
 	TH_LOG("%s -> %s: %zu bytes; back: %zu bytes", device_bdfs[0],
 	       device_bdfs[nr_devices > 1], len, back_len);
 	free(buf);
@@ -1057,21 +1098,22 @@ TEST_F(migration, round_trip_pre_copy)
 	u8 *buf = NULL;
 	int fd, rounds;
 
-	NEED(VFIO_MIGRATION_PRE_COPY);
-	ASSERT_EQ(0, set_state(self->src, S_(PRE_COPY), &fd));
+	if (!(self->m.flags & VFIO_MIGRATION_PRE_COPY))
+		SKIP(return, "the device does not offer VFIO_MIGRATION_PRE_COPY");
+	ASSERT_EQ(0, set_state(self->m.src, S_(PRE_COPY), &fd));
 	/* A few pre-copy rounds the way a VMM iterates. */
 	for (rounds = 0; rounds < 3; rounds++) {
 		ASSERT_EQ(0, precopy_info(fd, &info));
 		ASSERT_GE(read_stream(fd, &buf, &len, plain_chunks, 1, true, &bad, NULL), 0);
 	}
-	ASSERT_EQ(0, set_state(self->src, S_(STOP_COPY), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(STOP_COPY), NULL));
 	ASSERT_GE(read_stream(fd, &buf, &len, plain_chunks, 1, false, &bad, NULL), 0);
 	ASSERT_FALSE(bad);
 	close(fd);
-	ASSERT_EQ(0, set_state(self->src, S_(RUNNING), NULL));
+	ASSERT_EQ(0, set_state(self->m.src, S_(RUNNING), NULL));
 	ASSERT_GT(len, 0);
-	ASSERT_EQ(0, load_state(self->dst, buf, len, 0, 4096));
-	check_running(_metadata, self->dst);
+	ASSERT_EQ(0, load_state(self->m.dst, buf, len, 0, 4096));
+	check_running(_metadata, self->m.dst);
 	TH_LOG("pre-copy + stop-copy stream of %zu bytes loaded", len);
 	free(buf);
 }
@@ -1082,28 +1124,32 @@ TEST_F(migration, round_trip_pre_copy)
  */
 TEST_F(migration, truncated_stream)
 {
-	const struct known_bug *bug = known_bug(self, "truncated_stream");
+	const struct known_bug *bug = known_bug(&self->m, "truncated_stream");
 	size_t len = 0, cuts[3];
 	u8 *buf = NULL;
 	int i, ret;
 
-	ASSERT_GT(save_state(self->src, &buf, &len, plain_chunks, 1), 1);
+	ASSERT_GT(save_state(self->m.src, &buf, &len, plain_chunks, 1), 1);
 	cuts[0] = len - 1;	/* one byte short */
 	cuts[1] = len / 2;	/* half */
 	cuts[2] = 1;		/* inside the first bytes */
 	for (i = 0; i < ARRAY_SIZE(cuts); i++) {
-		ret = load_state(self->dst, buf, cuts[i], 0, 4096);
-		ASSERT_EQ(0, device_reset(self->dst));
-		ASSERT_EQ(S_(RUNNING), get_state(self->dst));
-		CONFORM(ret != 0, bug, "%zu of %zu bytes accepted", cuts[i], len);
+		ret = load_state(self->m.dst, buf, cuts[i], 0, 4096);
+		ASSERT_EQ(0, device_reset(self->m.dst));
+		ASSERT_EQ(S_(RUNNING), get_state(self->m.dst));
+		if (ret == 0)
+			TH_LOG("%zu of %zu bytes accepted", cuts[i], len);
+		if (known_failure(_metadata, ret != 0, bug))
+			return;
+		ASSERT_NE(0, ret);
 		TH_LOG("%zu of %zu bytes: %s", cuts[i], len,
 		       ret == -EPROTO ? "RESUMING -> STOP failed" : "write failed");
 	}
 	/* The full stream still loads. */
-	ASSERT_EQ(0, load_state(self->dst, buf, len, 0, 4096));
-	check_running(_metadata, self->dst);
+	ASSERT_EQ(0, load_state(self->m.dst, buf, len, 0, 4096));
+	check_running(_metadata, self->m.dst);
 	free(buf);
-	CONFORMED(bug);
+	known_bug_not_seen(_metadata, bug);
 }
 
 /* ---- VFIO_DEVICE_RESET ---- */
@@ -1112,48 +1158,71 @@ TEST_F(migration, truncated_stream)
  * A reset in @state: the device is RUNNING afterwards, the session of the
  * state is over, and a new migration works.
  */
-static void reset_from(struct __test_metadata *_metadata, FIXTURE_DATA(migration) *self,
-		       u32 state, const struct known_bug *bug)
+static void reset_from(struct __test_metadata *_metadata, struct mig_devices *m, u32 state)
 {
-	struct vfio_pci_device *dev = state == S_(RESUMING) ? self->dst : self->src;
+	struct vfio_pci_device *dev = state == S_(RESUMING) ? m->dst : m->src;
+	const struct known_bug *bug;
+	char check[64];
 	size_t len = 0;
 	u8 *buf = NULL;
 	int fd = -1;
 
-	if (!state_supported(self->flags, state))
+	snprintf(check, sizeof(check), "reset_from_%s", state_name(state));
+	bug = known_bug(m, check);
+
+	if (!state_supported(m->flags, state))
 		SKIP(return, "the device does not offer %s", state_name(state));
+	if (not_run(_metadata, bug))
+		return;
 	ASSERT_EQ(0, set_state(dev, state, &fd));
 	ASSERT_EQ(0, device_reset(dev));
 	ASSERT_EQ(S_(RUNNING), get_state(dev)) TH_LOG("after a reset in %s", state_name(state));
-	if (fd >= 0 && state != S_(RESUMING)) {
-		ASSERT_TRUE(saving_fd_dead(fd)) TH_LOG("%s session survived a reset",
-						       state_name(state));
-	}
-	if (fd >= 0 && state == S_(RESUMING) && !(bug && bug->not_run)) {
-		ASSERT_TRUE(resuming_fd_dead(fd)) TH_LOG("RESUMING session survived a reset");
-	}
+	if (fd >= 0 && state != S_(RESUMING))
+		ASSERT_TRUE(saving_fd_dead(fd));
+	if (fd >= 0 && state == S_(RESUMING))
+		ASSERT_TRUE(resuming_fd_dead(fd));
 	if (fd >= 0)
 		close(fd);
-	ASSERT_GT(save_state(self->src, &buf, &len, plain_chunks, 1), 0);
-	ASSERT_EQ(0, load_state(self->dst, buf, len, 0, 4096));
-	check_running(_metadata, self->dst);
+	ASSERT_GT(save_state(m->src, &buf, &len, plain_chunks, 1), 0);
+	ASSERT_EQ(0, load_state(m->dst, buf, len, 0, 4096));
+	check_running(_metadata, m->dst);
 	free(buf);
-	NOT_RUN(bug);
 }
 
-#define RESET_TEST(_state, _bug)						\
-TEST_F(migration, reset_from_##_state)						\
-{										\
-	reset_from(_metadata, self, S_(_state), known_bug(self, _bug));	\
+TEST_F(migration, reset_from_STOP)
+{
+	reset_from(_metadata, &self->m, S_(STOP));
 }
 
-RESET_TEST(STOP, "")
-RESET_TEST(RUNNING, "")
-RESET_TEST(STOP_COPY, "")
-RESET_TEST(RESUMING, "reset_from_resuming")
-RESET_TEST(RUNNING_P2P, "")
-RESET_TEST(PRE_COPY, "")
-RESET_TEST(PRE_COPY_P2P, "")
+TEST_F(migration, reset_from_RUNNING)
+{
+	reset_from(_metadata, &self->m, S_(RUNNING));
+}
+
+TEST_F(migration, reset_from_STOP_COPY)
+{
+	reset_from(_metadata, &self->m, S_(STOP_COPY));
+}
+
+TEST_F(migration, reset_from_RESUMING)
+{
+	reset_from(_metadata, &self->m, S_(RESUMING));
+}
+
+TEST_F(migration, reset_from_RUNNING_P2P)
+{
+	reset_from(_metadata, &self->m, S_(RUNNING_P2P));
+}
+
+TEST_F(migration, reset_from_PRE_COPY)
+{
+	reset_from(_metadata, &self->m, S_(PRE_COPY));
+}
+
+TEST_F(migration, reset_from_PRE_COPY_P2P)
+{
+	reset_from(_metadata, &self->m, S_(PRE_COPY_P2P));
+}
 
 int main(int argc, char *argv[])
 {
