@@ -3,7 +3,7 @@
 # User entry points (see README.md). The kernel's build system reads Kbuild,
 # not this file, when it builds the module with M=<this directory>.
 
-.PHONY: all run check bench setup kernel vm modules install uninstall fuzz clean help
+.PHONY: all run check bench setup kernel vm modules install uninstall hw-check-tools fuzz clean help
 
 all: vm
 
@@ -68,6 +68,21 @@ uninstall:
 		"$(moddir)/tools/sim/virtio_rs_sim.ko"
 	-rmdir -p "$(moddir)/drivers/vfio/pci/virtio_rs" "$(moddir)/tools/sim" 2>/dev/null
 	$(depmod)
+
+## make hw-check-tools - build what tools/hw-check runs: vfio_migration_test and the
+##                 kernel's vfio selftests, from a kernel source tree of 7.3 or later
+##                 (KSRC, default: the source of KDIR) with uAPI headers of 7.3 or
+##                 later (KHDR_INCLUDES, default: KDIR's usr/include, else /usr/include),
+##                 into HW_CHECK_OUT (default: build/hw-check)
+KSRC ?= $(if $(wildcard $(KDIR)/source/tools/testing/selftests/vfio),$(KDIR)/source,$(KDIR))
+KHDR_INCLUDES ?= -isystem $(if $(wildcard $(KDIR)/usr/include/linux/vfio.h),$(KDIR)/usr/include,/usr/include)
+HW_CHECK_OUT ?= $(CURDIR)/build/hw-check
+hw-check-tools:
+	@test -f "$(KSRC)/tools/testing/selftests/vfio/lib/libvfio.mk" || { echo "error: KSRC=$(KSRC): no tools/testing/selftests/vfio/lib (Linux 7.3 or later)" >&2; exit 1; }
+	mkdir -p "$(HW_CHECK_OUT)"
+	$(MAKE) -C "$(KSRC)/tools/testing/selftests/vfio" \
+		-f "$(CURDIR)/tools/testing/selftests/vfio/migration.mk" -f Makefile \
+		OUTPUT="$(HW_CHECK_OUT)" KHDR_INCLUDES="$(KHDR_INCLUDES)"
 
 ## make clean   - remove this repository's build outputs (not the cache)
 clean:

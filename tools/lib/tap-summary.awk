@@ -4,6 +4,8 @@
 # prints shell assignments/commands that tools/check evaluates:
 #   passed=$((passed+1))                    an "ok" result
 #   skipped=...; echo "SKIP: name"          an "ok ... # SKIP" result
+#   passed=...; echo "XFAIL: name: why"     an "ok ... # XFAIL" result
+#   fail "binary: name (XPASS...)"          an "ok ... # XPASS" result
 #   fail "binary: name"                     a "not ok" result
 #   fail "binary: ..."                      a binary that crashed, did not
 #                                           finish, or ran fewer tests than
@@ -30,7 +32,13 @@ function flush() {
 	seen++; name = $3; sub(/^global\./, "", name)
 	if ($0 ~ /# SKIP/)
 		printf "skipped=$((skipped+1)); echo \"SKIP: %s: %s\"\n", bin, name
-	else
+	else if ($0 ~ /# XFAIL/) {
+		# An expected failure passes; say which and why.
+		reason = $0; sub(/.*# XFAIL */, "", reason); gsub(/["`$\\]/, "", reason)
+		printf "passed=$((passed+1)); echo \"XFAIL: %s: %s: %s\"\n", bin, name, reason
+	} else if ($0 ~ /# XPASS/) {
+		printf "fail \"%s: %s (XPASS: a known failure did not happen)\"\n", bin, name
+	} else
 		printf "passed=$((passed+1))\n"
 	next
 }
