@@ -30,8 +30,6 @@
 #include "vfio_mig.h"
 #include "virtio_rs_test.h"
 
-#define MIG_FLAGS_ALL (VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY)
-
 enum {
 	S_ERROR = VFIO_DEVICE_STATE_ERROR,
 	S_STOP = VFIO_DEVICE_STATE_STOP,
@@ -262,13 +260,6 @@ static void migrate_and_check(struct __test_metadata *_metadata, FIXTURE_DATA(vf
 	ASSERT_EQ(0, state_hash(2, &dst));
 	EXPECT_EQ(src, dst) TH_LOG("chunks %zu/%zu: destination state differs", rchunk, wchunk);
 	free(buf);
-}
-
-TEST_F(vfpair, mig_flags_and_initial_state)
-{
-	ASSERT_EQ(0, pair_bind(self, 0, VIRTIO_RS_DRIVER));
-	EXPECT_EQ(MIG_FLAGS_ALL, mig_flags(self->d[0].device_fd));
-	EXPECT_EQ(S_RUN, mig_get_state(self->d[0].device_fd));
 }
 
 TEST_F_TIMEOUT(vfpair, mig_stop_copy_roundtrip, 120)
