@@ -15,7 +15,8 @@
  * test only uses the device through VFIO: it never touches the device's
  * registers, and a state it reaches is left again (closing the device fd
  * ends every migration session and resets the device). Each test is bounded
- * by the harness timeout.
+ * by the harness timeout: 30 s, 120 s for those that save and load the
+ * device state many times.
  *
  * A driver with a known bug that makes a check fail reports XFAIL for that
  * check (known_bugs[] names the bug); a check whose bug would crash the
@@ -586,7 +587,7 @@ TEST_F(migration, initial_state_running)
 	ASSERT_EQ(S_(RUNNING), get_state(self->m.dst));
 }
 
-TEST_F(migration, states_reachable)
+TEST_F_TIMEOUT(migration, states_reachable, 120)
 {
 	u32 s;
 
@@ -678,37 +679,37 @@ static void arcs_from(struct __test_metadata *_metadata, struct mig_devices *m, 
 	TH_LOG("%s: %d requests checked", state_name(from), checked);
 }
 
-TEST_F(migration, arcs_from_STOP)
+TEST_F_TIMEOUT(migration, arcs_from_STOP, 120)
 {
 	arcs_from(_metadata, &self->m, S_(STOP));
 }
 
-TEST_F(migration, arcs_from_RUNNING)
+TEST_F_TIMEOUT(migration, arcs_from_RUNNING, 120)
 {
 	arcs_from(_metadata, &self->m, S_(RUNNING));
 }
 
-TEST_F(migration, arcs_from_STOP_COPY)
+TEST_F_TIMEOUT(migration, arcs_from_STOP_COPY, 120)
 {
 	arcs_from(_metadata, &self->m, S_(STOP_COPY));
 }
 
-TEST_F(migration, arcs_from_RESUMING)
+TEST_F_TIMEOUT(migration, arcs_from_RESUMING, 120)
 {
 	arcs_from(_metadata, &self->m, S_(RESUMING));
 }
 
-TEST_F(migration, arcs_from_RUNNING_P2P)
+TEST_F_TIMEOUT(migration, arcs_from_RUNNING_P2P, 120)
 {
 	arcs_from(_metadata, &self->m, S_(RUNNING_P2P));
 }
 
-TEST_F(migration, arcs_from_PRE_COPY)
+TEST_F_TIMEOUT(migration, arcs_from_PRE_COPY, 120)
 {
 	arcs_from(_metadata, &self->m, S_(PRE_COPY));
 }
 
-TEST_F(migration, arcs_from_PRE_COPY_P2P)
+TEST_F_TIMEOUT(migration, arcs_from_PRE_COPY_P2P, 120)
 {
 	arcs_from(_metadata, &self->m, S_(PRE_COPY_P2P));
 }
@@ -921,7 +922,7 @@ TEST_F(migration, precopy_info_only_in_precopy_states)
  * initial_bytes starts non-zero, never increases, and reaches zero once that
  * many bytes were read.
  */
-TEST_F(migration, precopy_initial_bytes_consistent)
+TEST_F_TIMEOUT(migration, precopy_initial_bytes_consistent, 120)
 {
 	static const size_t steps[] = { 1, 15, 16, 100, 4096 };
 	struct vfio_precopy_info info;
@@ -1009,7 +1010,7 @@ TEST_F(migration, precopy_info_outputs)
 
 /* ---- MIG_DATA_SIZE ---- */
 
-TEST_F(migration, data_size_in_every_state)
+TEST_F_TIMEOUT(migration, data_size_in_every_state, 120)
 {
 	u64 size;
 	u32 s;
@@ -1071,7 +1072,7 @@ static void check_running(struct __test_metadata *_metadata, struct vfio_pci_dev
 	ASSERT_NE(0xffff, vfio_pci_config_readw(device, PCI_VENDOR_ID));
 }
 
-TEST_F(migration, round_trip_stop_copy)
+TEST_F_TIMEOUT(migration, round_trip_stop_copy, 120)
 {
 	size_t len = 0, back_len = 0;
 	u8 *buf = NULL, *back = NULL;
@@ -1090,7 +1091,7 @@ TEST_F(migration, round_trip_stop_copy)
 	free(back);
 }
 
-TEST_F(migration, round_trip_pre_copy)
+TEST_F_TIMEOUT(migration, round_trip_pre_copy, 120)
 {
 	struct vfio_precopy_info info;
 	size_t len = 0;
@@ -1122,7 +1123,7 @@ TEST_F(migration, round_trip_pre_copy)
  * A stream cut short must not be accepted: the write or RESUMING -> STOP
  * fails. The device is then usable again after a reset.
  */
-TEST_F(migration, truncated_stream)
+TEST_F_TIMEOUT(migration, truncated_stream, 120)
 {
 	const struct known_bug *bug = known_bug(&self->m, "truncated_stream");
 	size_t len = 0, cuts[3];
