@@ -151,3 +151,47 @@ int sim_trace_ops(int member, unsigned int *ops, int max)
 	fclose(f);
 	return n;
 }
+
+int sim_trace_lines(int member, char **buf)
+{
+	size_t len = 0, cap = 0;
+	char line[512];
+	int n = 0;
+	FILE *f;
+
+	*buf = NULL;
+	f = fopen(SIM_DEBUGFS "/trace", "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long seq;
+		unsigned int op;
+		int m, skip = 0;
+		size_t ll;
+
+		if (sscanf(line, "%llu %n", &seq, &skip) != 1 || !skip ||
+		    sscanf(line + skip, "op %x member %d", &op, &m) != 2 || m != member)
+			continue;
+		ll = strcspn(line + skip, "\n");
+		if (len + ll + 2 > cap) {
+			char *tmp;
+
+			cap = (len + ll + 2) * 2 + 4096;
+			tmp = realloc(*buf, cap);
+			if (!tmp) {
+				fclose(f);
+				return -ENOMEM;
+			}
+			*buf = tmp;
+		}
+		memcpy(*buf + len, line + skip, ll);
+		len += ll;
+		(*buf)[len++] = '\n';
+		(*buf)[len] = '\0';
+		n++;
+	}
+	fclose(f);
+	if (!*buf)
+		*buf = calloc(1, 1);
+	return *buf ? n : -ENOMEM;
+}

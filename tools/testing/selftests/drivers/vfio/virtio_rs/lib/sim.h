@@ -36,5 +36,12 @@ long sim_op_count(int opcode);
  * -errno.
  */
 int sim_trace_ops(int member, unsigned int *ops, int max);
+/*
+ * The trace lines of one group member since the last `clear`, oldest first,
+ * without their sequence numbers ("op 0x3 member 1 status 0 ..."), into
+ * *buf (malloc'd, NUL-terminated, one line each). Returns the count or
+ * -errno.
+ */
+int sim_trace_lines(int member, char **buf);
 
 #endif

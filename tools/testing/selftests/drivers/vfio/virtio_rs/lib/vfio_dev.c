@@ -105,6 +105,14 @@ void vfio_close(struct vfio_dev *d)
 	vfio_init(d);
 }
 
+int vfio_region(struct vfio_dev *d, unsigned int index, struct vfio_region_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->argsz = sizeof(*info);
+	info->index = index;
+	return ioctl(d->device_fd, VFIO_DEVICE_GET_REGION_INFO, info) ? -errno : 0;
+}
+
 int vfio_config_read(struct vfio_dev *d, uint64_t off, void *buf, size_t len)
 {
 	struct vfio_region_info reg = {

@@ -33,6 +33,10 @@ void vfio_close(struct vfio_dev *d);
 int vfio_basic_checks(struct vfio_dev *d, uint16_t vendor, uint16_t device,
 		      const char **what);
 
+struct vfio_region_info;
+/* VFIO_DEVICE_GET_REGION_INFO of region index (no capabilities). 0 or -errno. */
+int vfio_region(struct vfio_dev *d, unsigned int index, struct vfio_region_info *info);
+
 /* Read len bytes of config space at off. 0 or -errno. */
 int vfio_config_read(struct vfio_dev *d, uint64_t off, void *buf, size_t len);
 

@@ -499,3 +499,42 @@ long drv_stat(const char *bdf, const char *name)
 	fclose(f);
 	return val;
 }
+
+int dev_binding_save(const char *bdf, struct dev_binding *b)
+{
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	ret = dev_driver(bdf, b->driver, sizeof(b->driver));
+	if (ret)
+		return ret;
+	ret = dev_attr_read(bdf, "driver_override", b->override, sizeof(b->override));
+	if (ret)
+		return ret;
+	if (!strcmp(b->override, "(null)"))
+		b->override[0] = '\0';
+	return 0;
+}
+
+int dev_binding_restore(const char *bdf, const struct dev_binding *b)
+{
+	char drv[64];
+	int ret;
+
+	ret = unbind_and_clear(bdf);
+	if (ret)
+		return ret;
+	if (b->driver[0]) {
+		/* The old driver, through an override: autoprobe may be off. */
+		ret = dev_attr_write(bdf, "driver_override", b->driver);
+		if (!ret)
+			ret = sysfs_write("/sys/bus/pci/drivers_probe", bdf);
+		if (!ret)
+			ret = dev_driver(bdf, drv, sizeof(drv));
+		if (!ret && strcmp(drv, b->driver))
+			ret = -ENODEV;
+		if (ret)
+			return ret;
+	}
+	return dev_attr_write(bdf, "driver_override", b->override[0] ? b->override : "\n");
+}

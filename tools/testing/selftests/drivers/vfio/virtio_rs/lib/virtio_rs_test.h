@@ -92,4 +92,14 @@ int run_cmd(const char *cmd, char *out, size_t len);
 int rs_reload(const char *params);
 /* A counter of our driver's debugfs stats file of VF bdf, or -1. */
 long drv_stat(const char *bdf, const char *name);
+/*
+ * A device's driver and driver_override, saved before a test rebinds it and
+ * restored afterwards (unbound and without override when both were empty).
+ */
+struct dev_binding {
+	char driver[64];
+	char override[64];
+};
+int dev_binding_save(const char *bdf, struct dev_binding *b);
+int dev_binding_restore(const char *bdf, const struct dev_binding *b);
 #endif
