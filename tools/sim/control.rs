@@ -7,7 +7,9 @@
 //! - `stats` (read): live objects, negotiated limits, commands sleeping in
 //!   a `delay` fault (`delaying`), commands that a real
 //!   admin queue of `vq_size` descriptors could not take, counters by opcode;
-//! - `trace` (read): the last 512 commands (opcode, member, status, bytes);
+//! - `trace` (read): the last 512 commands (opcode, member, status, bytes;
+//!   legacy reads and writes add ` off <offset> len <n> data <hex>`, see
+//!   [`Sim::show_trace`]);
 //! - `dump` (read): the state bytes of the VF selected with `dump <vf>`;
 //! - `raw` (write, then read): execute one command given as bytes
 //!   (`le32 result capacity`, 24-byte header, data) and read the answer
@@ -21,7 +23,8 @@
 //!   `delay <opcode> <nth> <ms>` (fault injection on the nth next command of
 //!   that opcode), `resize <vf> <delta>` (the state changes size right after
 //!   the next METADATA_GET), `dump <vf>`, `vq_size <n>` (descriptors of the
-//!   virtual admin queue), `clear` (counters, trace, faults).
+//!   virtual admin queue), `isr <vf> <value>` (the legacy ISR byte, as a
+//!   device interrupt would set it), `clear` (counters, trace, faults).
 
 use kernel::{
     alloc::KVVec,
@@ -155,6 +158,7 @@ fn ctl(sim: &Arc<Sim>, reader: &mut UserSliceReader) -> Result {
             sim.resize_after_metadata(vf, delta)
         }
         Some("dump") => sim.set_dump_vf(num(w.next())?),
+        Some("isr") => sim.set_isr(num(w.next())?, num(w.next())?),
         Some("vq_size") => {
             sim.set_vq_size(num(w.next())?);
             Ok(())

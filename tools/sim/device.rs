@@ -18,7 +18,14 @@
 //! nothing is detected. While a VF runs, every parts read bumps the
 //! generation and rewrites `rate` bulk bytes, so repeated pre-copy reads see
 //! new data; while stopped the state is frozen. A VF function reset returns
-//! the state to its defaults and the VF to running.
+//! the state to its defaults and the VF to running, and clears its ISR.
+//!
+//! Legacy interface (transitional VFs): with the `legacy_io` parameter the
+//! device also offers opcodes 2..6 in LIST_QUERY. The legacy registers are
+//! a view onto the device parts ([`crate::legacy`]), plus an ISR byte per
+//! VF that is not a part; LEGACY_NOTIFY_INFO answers the VF's own BAR
+//! (member device) at its common configuration structure (see
+//! [`State::notify_info`] for why not the notify region).
 
 use kernel::{
     alloc::KVVec,
@@ -31,6 +38,7 @@ use kernel::{
 };
 
 use crate::{
+    legacy::{self, Access, Regs},
     pf::PfRef,
     proto::{
         bytes::{le16, le32, le64},
@@ -57,12 +65,18 @@ pub(crate) mod op {
     pub(crate) const DEV_PARTS_GET: u16 = b::VIRTIO_ADMIN_CMD_DEV_PARTS_GET as u16;
     pub(crate) const DEV_PARTS_SET: u16 = b::VIRTIO_ADMIN_CMD_DEV_PARTS_SET as u16;
     pub(crate) const DEV_MODE_SET: u16 = b::VIRTIO_ADMIN_CMD_DEV_MODE_SET as u16;
+    pub(crate) const LEGACY_COMMON_CFG_WRITE: u16 =
+        b::VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_WRITE as u16;
+    pub(crate) const LEGACY_COMMON_CFG_READ: u16 =
+        b::VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_READ as u16;
+    pub(crate) const LEGACY_DEV_CFG_WRITE: u16 = b::VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_WRITE as u16;
+    pub(crate) const LEGACY_DEV_CFG_READ: u16 = b::VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_READ as u16;
+    pub(crate) const LEGACY_NOTIFY_INFO: u16 = b::VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO as u16;
     /// Number of opcodes counted.
     pub(crate) const COUNT: usize = DEV_MODE_SET as usize + 1;
 }
 
-/// Opcodes this device implements (legacy commands 0x2..0x6 are not
-/// offered: the VFs are not transitional).
+/// Opcodes this device always offers.
 const SUPPORTED: u64 = (1 << op::LIST_QUERY)
     | (1 << op::LIST_USE)
     | (1 << op::CAP_ID_LIST_QUERY)
@@ -74,6 +88,19 @@ const SUPPORTED: u64 = (1 << op::LIST_QUERY)
     | (1 << op::DEV_PARTS_GET)
     | (1 << op::DEV_PARTS_SET)
     | (1 << op::DEV_MODE_SET);
+
+/// The legacy-interface opcodes (0x2..0x6, bitmap 0x7c), offered only with
+/// the `legacy_io` parameter (transitional VFs).
+const LEGACY: u64 = (1 << op::LEGACY_COMMON_CFG_WRITE)
+    | (1 << op::LEGACY_COMMON_CFG_READ)
+    | (1 << op::LEGACY_DEV_CFG_WRITE)
+    | (1 << op::LEGACY_DEV_CFG_READ)
+    | (1 << op::LEGACY_NOTIFY_INFO);
+
+/// `VIRTIO_ADMIN_CMD_NOTIFY_INFO_FLAGS_OWNER_MEM`: the member's own BAR.
+const NOTIFY_INFO_MEMBER: u8 = 2;
+/// Size of a LEGACY_NOTIFY_INFO result: 4 entries of 16 bytes.
+const NOTIFY_INFO_LEN: usize = 64;
 
 /// Status codes (`VIRTIO_ADMIN_STATUS_*`).
 #[allow(dead_code)]
@@ -128,6 +155,9 @@ pub(crate) trait Sink {
     fn put(&mut self, bytes: &[u8]) -> usize;
     /// Descriptors this result takes on an admin queue.
     fn nents(&self) -> u32;
+    /// Copy the first result bytes into `out` (for the trace); returns
+    /// bytes copied.
+    fn peek(&self, out: &mut [u8]) -> usize;
 }
 
 impl Sink for SgList<'_> {
@@ -139,6 +169,9 @@ impl Sink for SgList<'_> {
     }
     fn nents(&self) -> u32 {
         SgList::nents(self)
+    }
+    fn peek(&self, out: &mut [u8]) -> usize {
+        self.read(0, out)
     }
 }
 
@@ -171,6 +204,13 @@ impl Sink for BufSink {
     }
     fn nents(&self) -> u32 {
         1
+    }
+    fn peek(&self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.buf.len());
+        if let (Some(d), Some(s)) = (out.get_mut(..n), self.buf.get(..n)) {
+            d.copy_from_slice(s);
+        }
+        n
     }
 }
 
@@ -225,6 +265,8 @@ struct Vf {
     size: usize,
     generation: u64,
     features: u64,
+    /// Legacy interrupt status (read-to-clear; not a device part).
+    isr: u8,
     resize_after_metadata: Option<i64>,
     parts_reads: u64,
     parts_sets: u64,
@@ -257,6 +299,8 @@ struct TraceEntry {
     member: u64,
     status: u16,
     written: usize,
+    /// Register access of a legacy read or write.
+    access: Option<Access>,
 }
 
 struct State {
@@ -274,6 +318,8 @@ struct State {
     rate: usize,
     vq_size: u32,
     queues: u16,
+    /// Opcodes offered in LIST_QUERY.
+    supported: u64,
     over_vq: u64,
     detached: bool,
     dump_vf: u16,
@@ -307,6 +353,8 @@ pub(crate) struct Config {
     pub(crate) size: usize,
     pub(crate) queues: u16,
     pub(crate) vq_size: u32,
+    /// Offer the legacy-interface commands (transitional VFs).
+    pub(crate) legacy_io: bool,
 }
 
 fn push_part(out: &mut KVVec<u8>, t: u16, flags: u8, sel: [u8; 8], value: &[u8]) -> Result {
@@ -436,6 +484,7 @@ impl Vf {
             size,
             generation: 0,
             features: DEFAULT_FEATURES,
+            isr: 0,
             resize_after_metadata: None,
             parts_reads: 0,
             parts_sets: 0,
@@ -500,6 +549,11 @@ impl Sim {
             rate: 16,
             vq_size: cfg.vq_size,
             queues: cfg.queues,
+            supported: if cfg.legacy_io {
+                SUPPORTED | LEGACY
+            } else {
+                SUPPORTED
+            },
             over_vq: 0,
             detached: false,
             dump_vf: 1,
@@ -536,6 +590,7 @@ impl Sim {
             }
             v.stopped = false;
             v.generation = 0;
+            v.isr = 0;
         }
     }
 
@@ -593,6 +648,13 @@ impl Sim {
             fsleep(Delta::from_millis(i64::from(ms)));
             let _ = self.delaying.fetch_sub(1u32, Relaxed);
         }
+        let mut access = match h.opcode {
+            op::LEGACY_COMMON_CFG_WRITE | op::LEGACY_DEV_CFG_WRITE => Access::of(true, &d, 0),
+            op::LEGACY_COMMON_CFG_READ | op::LEGACY_DEV_CFG_READ => {
+                Access::of(false, &d, result.as_ref().map_or(0, |r| r.capacity()))
+            }
+            _ => None,
+        };
         let mut st = self.state.lock();
         let mut reply = match fault {
             Some(FaultAction::Status(s)) => Reply::err(s, qual::INVALID_COMMAND),
@@ -601,6 +663,15 @@ impl Sim {
         };
         if let (Some(FaultAction::Short(n)), Some(_)) = (fault, result.as_ref()) {
             reply.written = reply.written.min(n);
+        }
+        // A legacy read's register bytes, as returned.
+        if let (Some(a), Some(r)) = (access.as_mut(), result.as_ref()) {
+            if reply.status == status::OK && reply.written > 0 {
+                let mut bytes = [0u8; 8];
+                let n = reply.written.min(bytes.len());
+                let n = r.peek(bytes.get_mut(..n).unwrap_or(&mut []));
+                a.set_data(bytes.get(..n).unwrap_or(&[]));
+            }
         }
         // Bookkeeping: counters, trace, descriptors a real queue would need.
         let idx = usize::from(h.opcode);
@@ -626,6 +697,7 @@ impl Sim {
                 member: h.member,
                 status: reply.status,
                 written: reply.written,
+                access,
             };
         }
         reply
@@ -697,14 +769,14 @@ impl State {
                 if h.group != GROUP_SRIOV {
                     return Reply::err(status::EINVAL, qual::INVALID_GROUP);
                 }
-                write_result(result, &SUPPORTED.to_le_bytes())
+                write_result(result, &self.supported.to_le_bytes())
             }
             op::LIST_USE => {
                 if h.group != GROUP_SRIOV {
                     return Reply::err(status::EINVAL, qual::INVALID_GROUP);
                 }
                 let want = le64(&d, 0);
-                if d.len() < 8 || want & !SUPPORTED != 0 {
+                if d.len() < 8 || want & !self.supported != 0 {
                     return Reply::err(status::EINVAL, qual::INVALID_FIELD);
                 }
                 self.in_use = want;
@@ -761,8 +833,120 @@ impl State {
                     _ => Reply::err(status::EINVAL, qual::INVALID_FIELD),
                 }
             }
+            op::LEGACY_COMMON_CFG_WRITE | op::LEGACY_DEV_CFG_WRITE => self.legacy_write(h, &d),
+            op::LEGACY_COMMON_CFG_READ | op::LEGACY_DEV_CFG_READ => self.legacy_read(h, &d, result),
+            op::LEGACY_NOTIFY_INFO => self.notify_info(h, &d, result, pf),
             _ => Reply::err(status::EINVAL, qual::INVALID_OPCODE),
         }
+    }
+
+    /// The legacy registers of the member VF.
+    fn regs(&mut self, h: &Header) -> core::result::Result<Regs<'_>, Reply> {
+        let vf = self.vf_index(h)?;
+        let v = self
+            .vfs
+            .get_mut(vf)
+            .ok_or(Reply::err(status::EINVAL, qual::INVALID_MEMBER))?;
+        Ok(Regs {
+            state: &mut v.state,
+            features: v.features,
+            isr: &mut v.isr,
+        })
+    }
+
+    /// LEGACY_COMMON_CFG_WRITE / LEGACY_DEV_CFG_WRITE: data `{u8 offset;
+    /// u8 reserved[7]; u8 registers[]}`, at least one register byte; no
+    /// result.
+    fn legacy_write(&mut self, h: &Header, d: &[u8]) -> Reply {
+        let common = h.opcode == op::LEGACY_COMMON_CFG_WRITE;
+        let mut regs = match self.regs(h) {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
+        let (Some(&off), Some(bytes)) = (d.first(), d.get(8..)) else {
+            return Reply::err(status::EINVAL, qual::INVALID_FIELD);
+        };
+        let done = if common {
+            regs.common_write(off, bytes)
+        } else {
+            regs.device_write(off, bytes)
+        };
+        match done {
+            Ok(()) => Reply::ok(0),
+            Err(legacy::Invalid) => Reply::err(status::EINVAL, qual::INVALID_FIELD),
+        }
+    }
+
+    /// LEGACY_COMMON_CFG_READ / LEGACY_DEV_CFG_READ: data `{u8 offset}`
+    /// (exactly one byte); the result buffer's size is the number of bytes
+    /// read, and the device writes exactly that many.
+    fn legacy_read(&mut self, h: &Header, d: &[u8], result: Option<&mut (dyn Sink + '_)>) -> Reply {
+        let common = h.opcode == op::LEGACY_COMMON_CFG_READ;
+        let mut regs = match self.regs(h) {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
+        let (Some(&off), 1) = (d.first(), d.len()) else {
+            return Reply::err(status::EINVAL, qual::INVALID_FIELD);
+        };
+        let len = result.as_ref().map_or(0, |r| r.capacity());
+        let mut buf = [0u8; legacy::COMMON_LEN];
+        let Some(out) = buf.get_mut(..len) else {
+            return Reply::err(status::EINVAL, qual::INVALID_FIELD);
+        };
+        let done = if common {
+            regs.common_read(off, out)
+        } else {
+            regs.device_read(off, out)
+        };
+        match done {
+            Ok(()) => write_result(result, out),
+            Err(legacy::Invalid) => Reply::err(status::EINVAL, qual::INVALID_FIELD),
+        }
+    }
+
+    /// LEGACY_NOTIFY_INFO: no data; the result is 4 entries `{u8 flags; u8
+    /// bar; u8 padding[6]; le64 offset}`, here one member-device entry and
+    /// an END entry.
+    ///
+    /// The address is the VF's common configuration structure, i.e. its
+    /// `device_feature_select` register, not the notify region: on QEMU a
+    /// VF's notify region ignores the value written and reads as 0, so a
+    /// test could not see a QUEUE_NOTIFY write arrive there, whereas
+    /// `device_feature_select` is a plain 32-bit register that keeps what
+    /// is written and has no other effect, so a test can read back through
+    /// the VF's BAR the value the driver's 16-bit MMIO write put there.
+    /// (Hardware answers with its notify region.) A VF without a virtio
+    /// COMMON_CFG capability gets only the END entry; the upstream driver
+    /// then fails probe with ENOENT.
+    fn notify_info(
+        &mut self,
+        h: &Header,
+        d: &[u8],
+        result: Option<&mut (dyn Sink + '_)>,
+        pf: &PfRef,
+    ) -> Reply {
+        let vf = match self.vf_index(h) {
+            Ok(i) => i,
+            Err(r) => return r,
+        };
+        if !d.is_empty() {
+            return Reply::err(status::EINVAL, qual::INVALID_FIELD);
+        }
+        let Ok(id) = u16::try_from(vf) else {
+            return Reply::err(status::EINVAL, qual::INVALID_MEMBER);
+        };
+        let mut out = [0u8; NOTIFY_INFO_LEN];
+        match pf.vf_common_cfg(id) {
+            Ok(Some((bar, offset))) => {
+                out[0] = NOTIFY_INFO_MEMBER;
+                out[1] = bar;
+                out[8..16].copy_from_slice(&u64::from(offset).to_le_bytes());
+            }
+            Ok(None) => {}
+            Err(_) => return Reply::err(status::EINVAL, qual::INVALID_MEMBER),
+        }
+        write_result(result, &out)
     }
 
     /// Find object `id` of type device parts owned by the member.
@@ -1007,6 +1191,18 @@ impl Sim {
         Ok(())
     }
 
+    /// Set the legacy ISR byte of VF `vf` (what a device's interrupt
+    /// would set), for tests of its read-to-clear behaviour.
+    pub(crate) fn set_isr(&self, vf: u16, isr: u8) -> Result {
+        let mut st = self.state.lock();
+        let v = st
+            .vfs
+            .get_mut(usize::from(vf).wrapping_sub(1))
+            .ok_or(EINVAL)?;
+        v.isr = isr;
+        Ok(())
+    }
+
     pub(crate) fn resize_after_metadata(&self, vf: u16, delta: i64) -> Result {
         let mut st = self.state.lock();
         let v = st
@@ -1108,7 +1304,12 @@ impl Sim {
         Ok(())
     }
 
-    /// `trace`: the last commands, oldest first.
+    /// `trace`: the last commands, oldest first. Line format:
+    /// `<seq> op <opcode hex> member <n> status <n> written <n>`, and for
+    /// legacy reads and writes (opcodes 0x2..0x5) with data the suffix
+    /// ` off <offset> len <n> data <hex>`: decimal register offset and
+    /// access length, then the first (at most 8) register bytes written, or
+    /// returned by a successful read, in lowercase hex (`-` for none).
     pub(crate) fn show_trace(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
         let st = self.state.lock();
         let first = st.seq.saturating_sub(TRACE_LEN as u64 - 1).max(1);
@@ -1117,11 +1318,21 @@ impl Sim {
                 continue;
             };
             if e.seq == seq {
-                writeln!(
+                write!(
                     f,
                     "{} op {:#x} member {} status {} written {}",
                     e.seq, e.opcode, e.member, e.status, e.written
                 )?;
+                if let Some(a) = &e.access {
+                    write!(f, " off {} len {} data ", a.offset, a.len)?;
+                    if a.data().is_empty() {
+                        write!(f, "-")?;
+                    }
+                    for b in a.data() {
+                        write!(f, "{:02x}", b)?;
+                    }
+                }
+                writeln!(f)?;
             }
         }
         Ok(())

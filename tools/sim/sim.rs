@@ -14,7 +14,11 @@
 //! decided when the VF driver probes. Parameters: object limits offered in
 //! DEVICE_CAP_GET, the default state size and queue count of every VF, and
 //! the descriptor count of the virtual admin queue (commands needing more
-//! are counted, see [`control`]).
+//! are counted, see [`control`]), and `legacy_io`: offer the
+//! legacy-interface admin commands (opcodes 0x2..0x6) in LIST_QUERY, which
+//! makes the VFs transitional for the drivers ([`legacy`]). The capability
+//! negotiation runs when the module registers, so parameters take effect at
+//! load.
 
 use kernel::prelude::*;
 
@@ -22,6 +26,7 @@ mod bindings;
 mod control;
 mod device;
 mod hook;
+mod legacy;
 mod pf;
 #[path = "../../drivers/vfio/pci/virtio_rs/proto.rs"]
 pub mod proto;
@@ -54,6 +59,10 @@ module! {
             default: 256,
             description: "descriptors of the virtual admin queue (commands needing more are counted)",
         },
+        legacy_io: u8 {
+            default: 0,
+            description: "offer the legacy-interface admin commands (transitional VFs)",
+        },
     },
 }
 
@@ -75,14 +84,16 @@ impl kernel::InPlaceModule for VirtioRsSim {
                 size: module_parameters::state_size.value(),
                 queues: module_parameters::queues.value(),
                 vq_size: module_parameters::vq_size.value(),
+                legacy_io: module_parameters::legacy_io.value() != 0,
             };
             let sim = device::Sim::new(pf, &cfg)?;
             pr_info!(
-                "serving admin commands of PF with {} VFs, limits {}/{}, state {} bytes\n",
+                "serving admin commands of PF with {} VFs, limits {}/{}, state {} bytes, legacy {}\n",
                 sim.pf().total_vfs(),
                 cfg.get_limit,
                 cfg.set_limit,
-                cfg.size
+                cfg.size,
+                cfg.legacy_io
             );
             Ok(try_pin_init!(Self {
                 control <- control::Control::new(sim.clone()),
