@@ -31,6 +31,12 @@ void virtio_rs_helper_vfio_put_device(struct vfio_device *vdev);
 int virtio_rs_helper_vfio_check_precopy_ioctl(struct vfio_device *vdev,
 					      unsigned int cmd, unsigned long arg,
 					      struct vfio_precopy_info *info);
+unsigned long virtio_rs_helper_pci_resource_flags(struct pci_dev *pdev, int bar);
+u64 virtio_rs_helper_pci_resource_len(struct pci_dev *pdev, int bar);
+int virtio_rs_helper_pm_runtime_resume_and_get(struct device *dev);
+void virtio_rs_helper_pm_runtime_put(struct device *dev);
+void __iomem *virtio_rs_helper_vfio_pci_barmap(struct vfio_pci_core_device *vdev,
+						unsigned int bar);
 void virtio_rs_helper_sg_set_page(struct scatterlist *sg, struct page *page,
 				  unsigned int len, unsigned int offset);
 

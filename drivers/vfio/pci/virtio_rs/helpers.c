@@ -8,6 +8,8 @@
  */
 #include <linux/container_of.h>
 #include <linux/err.h>
+#include <linux/pci.h>
+#include <linux/pm_runtime.h>
 #include <linux/stddef.h>
 #include <virtio_rs_bindings.h>
 
@@ -36,6 +38,42 @@ int virtio_rs_helper_vfio_check_precopy_ioctl(struct vfio_device *vdev,
 					      struct vfio_precopy_info *info)
 {
 	return vfio_check_precopy_ioctl(vdev, cmd, arg, info);
+}
+
+unsigned long virtio_rs_helper_pci_resource_flags(struct pci_dev *pdev, int bar)
+{
+	return pci_resource_flags(pdev, bar);
+}
+
+u64 virtio_rs_helper_pci_resource_len(struct pci_dev *pdev, int bar)
+{
+	return pci_resource_len(pdev, bar);
+}
+
+int virtio_rs_helper_pm_runtime_resume_and_get(struct device *dev)
+{
+	return pm_runtime_resume_and_get(dev);
+}
+
+void virtio_rs_helper_pm_runtime_put(struct device *dev)
+{
+	pm_runtime_put(dev);
+}
+
+/*
+ * The iomap of a BAR, set by vfio_pci_core_enable() and torn down by
+ * vfio_pci_core_disable(): NULL or an ERR_PTR when the BAR is not mapped.
+ * vfio_pci_core_get_iomap() without its WARN_ON_ONCE(), which would fire
+ * on a device-supplied BAR number.
+ */
+void __iomem *virtio_rs_helper_vfio_pci_barmap(struct vfio_pci_core_device *vdev,
+						unsigned int bar)
+{
+	if (bar >= PCI_STD_NUM_BARS)
+		return IOMEM_ERR_PTR(-EINVAL);
+	if (!vdev->barmap[bar])
+		return IOMEM_ERR_PTR(-ENODEV);
+	return vdev->barmap[bar];
 }
 
 void virtio_rs_helper_sg_set_page(struct scatterlist *sg, struct page *page,

@@ -10,6 +10,8 @@
 //! - [`resume`]: the push-style parser of the resuming (destination) side;
 //! - [`save`]: the framing and byte accounting of the saving (source) side;
 //! - [`arcs`]: the VFIO migration state arcs and the action taken on each;
+//! - [`legacy`]: the config-space overlay and BAR0 decoding of a
+//!   transitional VF's emulated legacy I/O BAR;
 //! - [`precopy`]: the pre-copy policy (read cap and rate limit);
 //! - `parts`: walking and validating virtio 1.4 device parts (tests and
 //!   simulator only);
@@ -50,6 +52,8 @@ pub mod arcs;
 #[cfg(virtio_rs_test_support)]
 #[path = "proto/bytes.rs"]
 pub mod bytes;
+#[path = "proto/legacy.rs"]
+pub mod legacy;
 #[cfg(virtio_rs_test_support)]
 #[path = "proto/parts.rs"]
 pub mod parts;

@@ -25,6 +25,9 @@ pub mod abstractions;
 mod bindings;
 #[deny(unsafe_code)]
 mod driver;
+#[cfg(virtio_rs_legacy)]
+#[deny(unsafe_code)]
+mod legacy;
 #[deny(unsafe_code)]
 mod migration;
 pub mod proto;

@@ -96,6 +96,45 @@ unsafe impl Send for Vf {}
 // so threads sharing a `&Vf` send nothing.
 unsafe impl Sync for Vf {}
 
+/// The legacy configuration area a legacy admin command accesses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LegacyArea {
+    /// The legacy common configuration (features, queues, status, ISR,
+    /// MSI-X vectors).
+    Common,
+    /// The legacy device configuration (virtio-net: MAC, link status).
+    Device,
+}
+
+/// Signature of the `virtio_pci_admin_legacy_*_io_{read,write}()` functions.
+#[cfg(virtio_rs_legacy)]
+type LegacyIoFn = unsafe extern "C" fn(*mut bindings::pci_dev, u8, u8, *mut u8) -> c_int;
+
+/// Size of a [`LegacyBuf`]: the emulated legacy BAR0.
+pub const LEGACY_BUF_LEN: usize = 32;
+
+/// The bytes of legacy register accesses. It lives on the heap because the
+/// PF layer maps a read's buffer for DMA as the command's result, which
+/// stack memory must never be.
+pub struct LegacyBuf(KBox<[u8; LEGACY_BUF_LEN]>);
+
+impl LegacyBuf {
+    /// A zeroed buffer.
+    pub fn new() -> Result<Self> {
+        Ok(Self(KBox::new([0u8; LEGACY_BUF_LEN], GFP_KERNEL)?))
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8; LEGACY_BUF_LEN] {
+        &self.0
+    }
+
+    /// The bytes, to fill.
+    pub fn bytes_mut(&mut self) -> &mut [u8; LEGACY_BUF_LEN] {
+        &mut self.0
+    }
+}
+
 /// The kind of a device parts object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PartsOp {
@@ -132,6 +171,152 @@ impl Vf {
             pdev,
             revoked: false,
         })
+    }
+
+    /// The VF being probed, if its PF (bound to `virtio-pci`) offers every
+    /// legacy-interface admin command (`virtio_pci_admin_has_legacy_io()`):
+    /// LEGACY_COMMON_CFG_READ/WRITE, LEGACY_DEV_CFG_READ/WRITE and
+    /// LEGACY_NOTIFY_INFO. The caller's driver must [`Vf::revoke`] it when
+    /// this binding ends.
+    #[cfg(virtio_rs_legacy)]
+    pub fn with_legacy_io(pdev: &ProbeDevice<'_>) -> Option<Self> {
+        let raw = pdev.as_raw();
+        // SAFETY: `virtio_pci_admin_has_legacy_io()` needs a valid VF `struct
+        // pci_dev` with a VF driver attached (it reads the PF's driver data
+        // through `pci_iov_get_pf_drvdata()`): `raw` is the device being
+        // probed, valid for the whole probe call, and the PF driver cannot
+        // get past `pci_disable_sriov()` (which unbinds the VF drivers,
+        // under the device lock the probe holds) before the probe returns.
+        if !unsafe { bindings::virtio_pci_admin_has_legacy_io(raw) } {
+            return None;
+        }
+        // SAFETY: `pci_dev_get()` needs a valid `struct pci_dev`: `raw` is
+        // the device being probed. The reference is the one the type
+        // invariant of `Vf` requires; `drop` gives it back.
+        let raw = unsafe { bindings::pci_dev_get(raw) };
+        // INVARIANT: we hold a reference on the valid device, which is
+        // being bound to the caller's driver.
+        core::ptr::NonNull::new(raw).map(|pdev| Self {
+            pdev,
+            revoked: false,
+        })
+    }
+
+    /// `LEGACY_COMMON_CFG_READ` or `LEGACY_DEV_CFG_READ` of `len` registers
+    /// bytes at `offset` of `area`, into bytes `at..at + len` of `buf`.
+    #[cfg(virtio_rs_legacy)]
+    pub fn legacy_read(
+        &mut self,
+        area: LegacyArea,
+        offset: u8,
+        buf: &mut LegacyBuf,
+        at: usize,
+        len: usize,
+    ) -> Result {
+        self.check()?;
+        let size = u8::try_from(len).map_err(|_| EINVAL)?;
+        let dst = buf
+            .0
+            .get_mut(at..at.checked_add(len).ok_or(EINVAL)?)
+            .ok_or(EINVAL)?;
+        let (f, opcode): (LegacyIoFn, u32) = match area {
+            LegacyArea::Common => (
+                bindings::virtio_pci_admin_legacy_common_io_read,
+                bindings::VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_READ,
+            ),
+            LegacyArea::Device => (
+                bindings::virtio_pci_admin_legacy_device_io_read,
+                bindings::VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_READ,
+            ),
+        };
+        let t = self.cmd_start();
+        // SAFETY: the legacy read functions need a valid VF `struct pci_dev`
+        // whose commands the caller serialises, with a VF driver attached,
+        // and `size` bytes of memory the PF layer may map for DMA (it puts
+        // the buffer in a scatterlist as the command's result):
+        // - `pdev` is valid: we hold a reference on it (type invariant);
+        // - `&mut self` serialises the commands sent through this `Vf`;
+        // - `dst` is `size` bytes of the heap allocation of a `LegacyBuf`
+        //   (kmalloc memory, never on the stack), borrowed mutably for the
+        //   call;
+        // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
+        //   valid only while a VF driver is attached, which holds while the
+        //   binding that made this `Vf` lasts: a `Vf` sends nothing after
+        //   `revoke()`, which its driver calls when the binding ends (the
+        //   contract of `with_legacy_io`), and `check()` above returned Ok.
+        let r = admin_result(unsafe { f(self.raw(), offset, size, dst.as_mut_ptr()) });
+        self.cmd_done(t, opcode, u64::from(size), &r);
+        r
+    }
+
+    /// `LEGACY_COMMON_CFG_WRITE` or `LEGACY_DEV_CFG_WRITE` of bytes
+    /// `at..at + len` of `buf` to the registers at `offset` of `area`.
+    #[cfg(virtio_rs_legacy)]
+    pub fn legacy_write(
+        &mut self,
+        area: LegacyArea,
+        offset: u8,
+        buf: &mut LegacyBuf,
+        at: usize,
+        len: usize,
+    ) -> Result {
+        self.check()?;
+        let size = u8::try_from(len).map_err(|_| EINVAL)?;
+        let src = buf
+            .0
+            .get_mut(at..at.checked_add(len).ok_or(EINVAL)?)
+            .ok_or(EINVAL)?;
+        let (f, opcode): (LegacyIoFn, u32) = match area {
+            LegacyArea::Common => (
+                bindings::virtio_pci_admin_legacy_common_io_write,
+                bindings::VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_WRITE,
+            ),
+            LegacyArea::Device => (
+                bindings::virtio_pci_admin_legacy_device_io_write,
+                bindings::VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_WRITE,
+            ),
+        };
+        let t = self.cmd_start();
+        // SAFETY: the legacy write functions need a valid VF `struct pci_dev`
+        // whose commands the caller serialises, with a VF driver attached,
+        // and `size` readable bytes (they copy them into the command):
+        // - `pdev` is valid: we hold a reference on it (type invariant);
+        // - `&mut self` serialises the commands sent through this `Vf`;
+        // - `src` is `size` bytes of a `LegacyBuf`, borrowed for the call
+        //   (the C prototype takes `u8 *` but only reads them);
+        // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
+        //   valid only while a VF driver is attached: see `legacy_read`.
+        let r = admin_result(unsafe { f(self.raw(), offset, size, src.as_mut_ptr()) });
+        self.cmd_done(t, opcode, u64::from(size), &r);
+        r
+    }
+
+    /// `LEGACY_NOTIFY_INFO`: the BAR and offset, in the VF's own memory,
+    /// where queue notifications of the legacy interface go (the first
+    /// entry flagged "member device", `ENOENT` if none).
+    #[cfg(virtio_rs_legacy)]
+    pub fn legacy_notify_info(&mut self) -> Result<(u8, u64)> {
+        self.check()?;
+        let (mut bar, mut offset) = (0u8, 0u64);
+        let t = self.cmd_start();
+        // SAFETY: `virtio_pci_admin_legacy_io_notify_info()` needs a valid VF
+        // `struct pci_dev` whose commands the caller serialises, with a VF
+        // driver attached, and places for the BAR and offset (it allocates
+        // the DMA-able result itself):
+        // - `pdev` is valid: we hold a reference on it (type invariant);
+        // - `&mut self` serialises the commands sent through this `Vf`;
+        // - `bar` and `offset` are locals, valid for writes;
+        // - the PF is found as in `legacy_read`, and `check()` returned Ok.
+        let r = admin_result(unsafe {
+            bindings::virtio_pci_admin_legacy_io_notify_info(
+                self.raw(),
+                bindings::VIRTIO_ADMIN_CMD_NOTIFY_INFO_FLAGS_OWNER_MEM as u8,
+                &mut bar,
+                &mut offset,
+            )
+        });
+        self.cmd_done(t, bindings::VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO, 16, &r);
+        r.map(|()| (bar, offset))
     }
 
     fn raw(&self) -> *mut bindings::pci_dev {

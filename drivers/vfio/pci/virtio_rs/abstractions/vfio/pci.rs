@@ -29,11 +29,12 @@ use core::{marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
 use kernel::{
     device,
     device_id::{IdTable, RawDeviceId},
-    error::{from_result, to_result},
+    error::{from_result, to_result, VTABLE_DEFAULT_ERROR},
     ffi::{c_int, c_void},
     prelude::*,
     sync::aref::{ARef, AlwaysRefCounted},
     types::Opaque,
+    uaccess::{UserPtr, UserSlice},
     ThisModule,
 };
 
@@ -153,11 +154,29 @@ impl ProbeDevice<'_> {
         unsafe { bindings::virtio_rs_helper_pci_is_virtfn(self.raw()) }
     }
 
+    /// Whether BAR `bar` (0..=5) exists: its resource has flags
+    /// (`pdev->resource[bar].flags != 0`). A VF has no I/O BAR, and a
+    /// transitional VF must not have a BAR0 of its own.
+    pub fn bar_exists(&self, bar: u8) -> bool {
+        if usize::from(bar) >= STD_NUM_BARS {
+            return false;
+        }
+        // SAFETY: `virtio_rs_helper_pci_resource_flags()` reads
+        // `pdev->resource[bar].flags`: `pdev` is the device being probed,
+        // valid for the whole probe call (a `ProbeDevice` is only lent to
+        // `Driver::probe`), `bar` is a standard BAR index (checked above),
+        // and the PCI core fixes the resources before it probes drivers.
+        unsafe { bindings::virtio_rs_helper_pci_resource_flags(self.raw(), c_int::from(bar)) != 0 }
+    }
+
     /// The raw `struct pci_dev`, for the other abstraction modules.
     pub(crate) fn as_raw(&self) -> *mut bindings::pci_dev {
         self.raw()
     }
 }
+
+/// `PCI_STD_NUM_BARS`.
+const STD_NUM_BARS: usize = 6;
 
 impl AsRef<device::Device> for ProbeDevice<'_> {
     fn as_ref(&self) -> &device::Device {
@@ -217,12 +236,32 @@ pub trait DeviceOps: Sized + 'static {
     const NAME: &'static CStr;
 
     /// Userspace opened the device (first open). Called between
-    /// `vfio_pci_core_enable()` (which enabled the function and reset it when
-    /// it could) and `vfio_pci_core_finish_enable()`, as the vfio-pci
-    /// variant drivers do; an error disables the device again and fails the
-    /// open. The default does nothing more, as `vfio-pci`.
-    fn open_device(_dev: &CoreDevice<Self::Driver>) -> Result {
+    /// `vfio_pci_core_enable()` (which enabled the function, reset it when
+    /// it could and mapped its BARs) and `vfio_pci_core_finish_enable()`,
+    /// as the vfio-pci variant drivers do; an error disables the device
+    /// again and fails the open. The default does nothing more, as
+    /// `vfio-pci`.
+    fn open_device(_dev: &OpenDevice<'_, Self::Driver>) -> Result {
         Ok(())
+    }
+
+    /// `read()` on the device fd (a region access). Without it, and for
+    /// whatever it passes on with [`OpenDevice::core_read`], plain vfio-pci
+    /// (`vfio_pci_core_read()`) serves the access. Returns the bytes read.
+    fn read(_dev: &OpenDevice<'_, Self::Driver>, _io: &RegionIo<'_>) -> Result<usize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `write()` on the device fd, as [`DeviceOps::read`]
+    /// ([`OpenDevice::core_write`] passes an access on).
+    fn write(_dev: &OpenDevice<'_, Self::Driver>, _io: &RegionIo<'_>) -> Result<usize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// `VFIO_DEVICE_GET_REGION_INFO`: fill `info` for its index
+    /// ([`OpenDevice::core_region_info`] answers as vfio-pci).
+    fn region_info(_dev: &OpenDevice<'_, Self::Driver>, _info: &mut RegionInfo<'_>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Userspace closed the device (last close). Called before
@@ -485,6 +524,283 @@ impl<T: Driver> NewDevice<T> {
     }
 }
 
+/// A [`CoreDevice`] that userspace opened: what the device-fd callbacks
+/// ([`DeviceOps::open_device`], `read`, `write`, `region_info`) get.
+///
+/// # Invariants
+///
+/// The device was enabled by `vfio_pci_core_enable()` and is not disabled
+/// (`vfio_pci_core_disable()`) while the `OpenDevice` exists: its BAR
+/// maps (`barmap[]`), set by the enable, do not change meanwhile.
+pub struct OpenDevice<'a, T: Driver>(&'a CoreDevice<T>);
+
+impl<T: Driver> core::ops::Deref for OpenDevice<'_, T> {
+    type Target = CoreDevice<T>;
+
+    fn deref(&self) -> &CoreDevice<T> {
+        self.0
+    }
+}
+
+/// Turn a read/write result into the `ssize_t` of the callback.
+fn rw_result(r: Result<usize>, count: usize) -> isize {
+    match r {
+        // A callback never reports more than it was asked for.
+        Ok(n) => isize::try_from(n.min(count)).unwrap_or(isize::MAX),
+        Err(e) => isize::try_from(e.to_errno()).unwrap_or(-1),
+    }
+}
+
+/// A `read()` or `write()` of a VFIO region on the device fd.
+pub struct RegionIo<'a> {
+    buf: UserPtr,
+    count: usize,
+    ppos: *mut bindings::loff_t,
+    pos: u64,
+    _p: PhantomData<&'a mut bindings::loff_t>,
+}
+
+/// `VFIO_PCI_OFFSET_SHIFT`: the region index is in the offset's top bits.
+const VFIO_PCI_OFFSET_SHIFT: u32 = 40;
+
+/// VFIO PCI region indices (`VFIO_PCI_*_REGION_INDEX`).
+pub mod region {
+    /// BAR0.
+    pub const BAR0: u32 = 0;
+    /// PCI config space.
+    pub const CONFIG: u32 = 7;
+}
+
+/// Region info flags (`VFIO_REGION_INFO_FLAG_*`).
+pub mod region_flags {
+    /// The region can be read.
+    pub const READ: u32 = 1 << 0;
+    /// The region can be written.
+    pub const WRITE: u32 = 1 << 1;
+}
+
+impl RegionIo<'_> {
+    /// The region index (`VFIO_PCI_OFFSET_TO_INDEX()`).
+    pub fn index(&self) -> u64 {
+        self.pos >> VFIO_PCI_OFFSET_SHIFT
+    }
+
+    /// The offset inside the region (`pos & VFIO_PCI_OFFSET_MASK`).
+    pub fn offset(&self) -> u64 {
+        self.pos & ((1u64 << VFIO_PCI_OFFSET_SHIFT) - 1)
+    }
+
+    /// Bytes asked for.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no bytes were asked for.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The user buffer, to copy from or to.
+    pub fn user(&self) -> UserSlice {
+        UserSlice::new(self.buf, self.count)
+    }
+}
+
+/// A `VFIO_DEVICE_GET_REGION_INFO` being answered.
+pub struct RegionInfo<'a> {
+    info: *mut bindings::vfio_region_info,
+    caps: *mut bindings::vfio_info_cap,
+    _p: PhantomData<&'a mut bindings::vfio_region_info>,
+}
+
+impl RegionInfo<'_> {
+    /// The region asked about.
+    pub fn index(&self) -> u32 {
+        // SAFETY: `info` is the vfio core's region info of this ioctl,
+        // valid for the whole callback, which `self` does not outlive, and
+        // only this callback's thread uses it.
+        unsafe { (*self.info).index }
+    }
+
+    /// Answer: the region is at `VFIO_PCI_INDEX_TO_OFFSET(index)`, `size`
+    /// bytes, with `flags` and no capabilities.
+    pub fn set(&mut self, size: u64, flags: u32) {
+        let offset = u64::from(self.index()) << VFIO_PCI_OFFSET_SHIFT;
+        // SAFETY: as in `index`: `info` is valid for writes for the whole
+        // callback, and `&mut self` makes this the only access through it.
+        unsafe {
+            (*self.info).offset = offset;
+            (*self.info).size = size;
+            (*self.info).flags = flags;
+        }
+    }
+}
+
+/// A runtime-PM reference on the device, dropped with `pm_runtime_put()`.
+pub struct PmRuntimeRef<'a> {
+    dev: *mut bindings::device,
+    _p: PhantomData<&'a ()>,
+}
+
+impl Drop for PmRuntimeRef<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `pm_runtime_put()` gives back the usage count that
+        // `pm_runtime_resume_and_get()` took on the same live device
+        // (`OpenDevice::pm_runtime_get`), once; the device outlives the
+        // borrow of the `OpenDevice` that `'a` stands for.
+        unsafe { bindings::virtio_rs_helper_pm_runtime_put(self.dev) }
+    }
+}
+
+impl<'a, T: Driver> OpenDevice<'a, T> {
+    /// Serve a read as plain vfio-pci does.
+    pub fn core_read(&self, io: &RegionIo<'_>) -> Result<usize> {
+        // SAFETY: `vfio_pci_core_read()` needs the `vfio_device` of an opened
+        // `vfio_pci_core_device` and the buffer, count and position of a
+        // `read()` callback: this device is open (type invariant) and `io`
+        // holds exactly what the vfio core passed to this `read` (only the
+        // trampolines build a `RegionIo`), valid for the whole callback.
+        let r = unsafe {
+            bindings::vfio_pci_core_read(self.vdev(), io.buf.as_mut_ptr().cast(), io.count, io.ppos)
+        };
+        ssize_result(r)
+    }
+
+    /// Serve a write as plain vfio-pci does.
+    pub fn core_write(&self, io: &RegionIo<'_>) -> Result<usize> {
+        // SAFETY: as in `core_read`, for a `write()` callback.
+        let r = unsafe {
+            bindings::vfio_pci_core_write(
+                self.vdev(),
+                io.buf.as_const_ptr().cast(),
+                io.count,
+                io.ppos,
+            )
+        };
+        ssize_result(r)
+    }
+
+    /// Answer a region info request as plain vfio-pci does.
+    pub fn core_region_info(&self, info: &mut RegionInfo<'_>) -> Result {
+        // SAFETY: `vfio_pci_ioctl_get_region_info()` needs the `vfio_device`
+        // of a `vfio_pci_core_device` and the info and capability chain of a
+        // `get_region_info_caps` callback: `info` holds exactly what the vfio
+        // core passed to this callback (only the trampoline builds a
+        // `RegionInfo`), valid for the whole callback.
+        to_result(unsafe {
+            bindings::vfio_pci_ioctl_get_region_info(self.vdev(), info.info, info.caps)
+        })
+    }
+
+    /// Whether the device's interrupts are MSI-X now (`irq_type ==
+    /// VFIO_PCI_MSIX_IRQ_INDEX`), read under `igate`, the lock under which
+    /// `VFIO_DEVICE_SET_IRQS` changes it.
+    pub fn msix_enabled(&self) -> bool {
+        let core = self.0.core();
+        // SAFETY: `core` is this live, opened device's
+        // `vfio_pci_core_device`; `igate` is its initialised mutex (set up
+        // by `vfio_pci_core_init_dev()`), and `irq_type` is written only with
+        // `igate` held, so reading it between lock and unlock races with no
+        // writer. Nothing else is locked here, so there is no lock order to
+        // break.
+        unsafe {
+            bindings::mutex_lock(&raw mut (*core).igate);
+            let t = (*core).irq_type;
+            bindings::mutex_unlock(&raw mut (*core).igate);
+            t == VFIO_PCI_MSIX_IRQ_INDEX
+        }
+    }
+
+    /// Resume the device for an access (`pm_runtime_resume_and_get()`); the
+    /// reference goes when the guard is dropped.
+    pub fn pm_runtime_get(&self) -> Result<PmRuntimeRef<'a>> {
+        // SAFETY: `pdev()` is the valid PCI device of this live object, so
+        // its `dev` is a valid device; `pm_runtime_resume_and_get()` may
+        // sleep, which a device-fd callback may.
+        let dev = unsafe { &raw mut (*self.0.pdev()).dev };
+        // SAFETY: `dev` is valid (above); on success the usage count it
+        // takes is given back by the guard's `drop`.
+        to_result(unsafe { bindings::virtio_rs_helper_pm_runtime_resume_and_get(dev) })?;
+        Ok(PmRuntimeRef {
+            dev,
+            _p: PhantomData,
+        })
+    }
+
+    /// Whether `len` bytes at `offset` lie inside memory BAR `bar` and the
+    /// BAR is mapped (`vfio_pci_core_enable()` maps every BAR it can): the
+    /// map's error, or `EINVAL`, otherwise.
+    pub fn bar_contains(&self, bar: u8, offset: u64, len: u64) -> Result {
+        self.bar_addr(bar, offset, len).map(|_| ())
+    }
+
+    /// The address of `len` bytes at `offset` in mapped memory BAR `bar`.
+    fn bar_addr(&self, bar: u8, offset: u64, len: u64) -> Result<*mut c_void> {
+        // SAFETY: the helper reads `barmap[bar]` of this opened device
+        // (`bar` is range-checked there), set by `vfio_pci_core_enable()`
+        // and unchanged until `vfio_pci_core_disable()` (type invariant),
+        // so the read races with no writer.
+        let base =
+            unsafe { bindings::virtio_rs_helper_vfio_pci_barmap(self.0.core(), u32::from(bar)) };
+        let base = kernel::error::from_err_ptr(base)?;
+        // SAFETY: `pdev()` is the valid PCI device of this live object and
+        // `bar` is a standard BAR (it is mapped); its resource is fixed.
+        let size =
+            unsafe { bindings::virtio_rs_helper_pci_resource_len(self.0.pdev(), c_int::from(bar)) };
+        // SAFETY: as above, for the resource flags.
+        let flags = unsafe {
+            bindings::virtio_rs_helper_pci_resource_flags(self.0.pdev(), c_int::from(bar))
+        };
+        // CAST: IORESOURCE_MEM is a flag bit of `unsigned long` flags.
+        if flags & (bindings::IORESOURCE_MEM as usize) == 0 {
+            return Err(EINVAL);
+        }
+        let end = offset.checked_add(len).ok_or(EINVAL)?;
+        if end > size {
+            return Err(EINVAL);
+        }
+        let off = usize::try_from(offset).map_err(|_| EINVAL)?;
+        Ok(base.cast::<u8>().wrapping_add(off).cast())
+    }
+
+    /// 16-bit MMIO read at `offset` of memory BAR `bar`
+    /// (`vfio_pci_core_ioread16()` with the memory-enable test): `EINVAL`
+    /// outside the BAR, `EIO` while memory decoding is off.
+    pub fn bar_read16(&self, bar: u8, offset: u64) -> Result<u16> {
+        let io = self.bar_addr(bar, offset, 2)?;
+        let mut val = 0u16;
+        // SAFETY: `vfio_pci_core_ioread16()` needs the opened core device and
+        // an address inside one of its mapped BARs: `io` is 2 bytes inside
+        // mapped memory BAR `bar` (checked by `bar_addr`), which stays mapped
+        // while the device is open (type invariant); `val` is a local.
+        to_result(unsafe { bindings::vfio_pci_core_ioread16(self.0.core(), true, &mut val, io) })?;
+        Ok(val)
+    }
+
+    /// 16-bit MMIO write at `offset` of memory BAR `bar`, as
+    /// [`Self::bar_read16`].
+    pub fn bar_write16(&self, bar: u8, offset: u64, val: u16) -> Result {
+        let io = self.bar_addr(bar, offset, 2)?;
+        // SAFETY: as in `bar_read16`: `io` is 2 bytes inside mapped memory
+        // BAR `bar` of this opened device.
+        to_result(unsafe { bindings::vfio_pci_core_iowrite16(self.0.core(), true, val, io) })
+    }
+}
+
+/// `VFIO_PCI_MSIX_IRQ_INDEX`.
+const VFIO_PCI_MSIX_IRQ_INDEX: c_int = 2;
+
+/// Map an `ssize_t` result.
+fn ssize_result(r: isize) -> Result<usize> {
+    if r < 0 {
+        Err(Error::from_errno(
+            i32::try_from(r).unwrap_or(-(bindings::EIO as i32)),
+        ))
+    } else {
+        usize::try_from(r).map_err(|_| EIO)
+    }
+}
+
 /// The `struct vfio_device_ops` of ops `O`.
 pub struct OpsTable<O: DeviceOps>(PhantomData<O>);
 
@@ -505,10 +821,22 @@ impl<O: DeviceOps> OpsTable<O> {
         detach_ioas: Some(bindings::vfio_iommufd_physical_detach_ioas),
         open_device: Some(Self::open_device),
         close_device: Some(Self::close_device),
-        read: Some(bindings::vfio_pci_core_read),
-        write: Some(bindings::vfio_pci_core_write),
+        read: if O::HAS_READ {
+            Some(Self::read)
+        } else {
+            Some(bindings::vfio_pci_core_read)
+        },
+        write: if O::HAS_WRITE {
+            Some(Self::write)
+        } else {
+            Some(bindings::vfio_pci_core_write)
+        },
         ioctl: Some(bindings::vfio_pci_core_ioctl),
-        get_region_info_caps: Some(bindings::vfio_pci_ioctl_get_region_info),
+        get_region_info_caps: if O::HAS_REGION_INFO {
+            Some(Self::region_info)
+        } else {
+            Some(bindings::vfio_pci_ioctl_get_region_info)
+        },
         mmap: Some(bindings::vfio_pci_core_mmap),
         request: Some(bindings::vfio_pci_core_request),
         match_: Some(bindings::vfio_pci_core_match),
@@ -572,7 +900,10 @@ impl<O: DeviceOps> OpsTable<O> {
             // registered device with that lock held; `core` is the device's
             // `vfio_pci_core_device`.
             to_result(unsafe { bindings::vfio_pci_core_enable(core) })?;
-            if let Err(e) = O::open_device(dev) {
+            // INVARIANT: `vfio_pci_core_enable()` succeeded just above and
+            // `vfio_pci_core_disable()` runs only after this callback (on
+            // its error path or in `close_device`).
+            if let Err(e) = O::open_device(&OpenDevice(dev)) {
                 // SAFETY: `vfio_pci_core_disable()` undoes a successful
                 // `vfio_pci_core_enable()` with the same lock held: the
                 // enable above succeeded, in this callback.
@@ -585,6 +916,90 @@ impl<O: DeviceOps> OpsTable<O> {
             unsafe { bindings::vfio_pci_core_finish_enable(core) };
             Ok(0)
         })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the vfio core with a device of this table, opened, with
+    /// the user buffer and file position of a `read()` on its fd.
+    unsafe extern "C" fn read(
+        vdev: *mut bindings::vfio_device,
+        buf: *mut kernel::ffi::c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: `from_vdev()` needs the `vfio_device` of a
+        // `CoreDevice<O::Driver>` live for the returned lifetime: the vfio
+        // core calls `read` only for devices whose ops are this table
+        // (installed only by `create::<O>`), through an open file of the
+        // device, which keeps the device registered (and the binding's
+        // reference alive) for the whole call.
+        let dev = unsafe { CoreDevice::<O::Driver>::from_vdev(vdev) };
+        // SAFETY: `ppos` is the vfio core's position argument, valid for
+        // reads and writes for the whole call.
+        let pos = unsafe { *ppos };
+        let io = RegionIo {
+            buf: UserPtr::from_ptr(buf.cast()),
+            count,
+            ppos,
+            pos: u64::try_from(pos).unwrap_or(u64::MAX),
+            _p: PhantomData,
+        };
+        // INVARIANT: a `read()` reaches a device only through a file of an
+        // opened device: `open_device` completed (the BARs are mapped) and
+        // `close_device` runs only after the last file is gone.
+        let r = O::read(&OpenDevice(dev), &io);
+        rw_result(r, count)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the vfio core with a device of this table, opened, with
+    /// the user buffer and file position of a `write()` on its fd.
+    unsafe extern "C" fn write(
+        vdev: *mut bindings::vfio_device,
+        buf: *const kernel::ffi::c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: as in `read`: the vfio core calls `write` only for a
+        // device of this table through an open file, which keeps it alive
+        // for the whole call.
+        let dev = unsafe { CoreDevice::<O::Driver>::from_vdev(vdev) };
+        // SAFETY: `ppos` is the vfio core's position argument, valid for
+        // reads and writes for the whole call.
+        let pos = unsafe { *ppos };
+        let io = RegionIo {
+            buf: UserPtr::from_ptr(buf.cast_mut().cast()),
+            count,
+            ppos,
+            pos: u64::try_from(pos).unwrap_or(u64::MAX),
+            _p: PhantomData,
+        };
+        // INVARIANT: as in `read`, the device is open for the whole call.
+        let r = O::write(&OpenDevice(dev), &io);
+        rw_result(r, count)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the vfio core with a device of this table, opened, and the
+    /// region info and capability chain of a `VFIO_DEVICE_GET_REGION_INFO`.
+    unsafe extern "C" fn region_info(
+        vdev: *mut bindings::vfio_device,
+        info: *mut bindings::vfio_region_info,
+        caps: *mut bindings::vfio_info_cap,
+    ) -> c_int {
+        // SAFETY: as in `read`: the vfio core calls this only for a device
+        // of this table, from an ioctl on an open file of the device.
+        let dev = unsafe { CoreDevice::<O::Driver>::from_vdev(vdev) };
+        let mut info = RegionInfo {
+            info,
+            caps,
+            _p: PhantomData,
+        };
+        // INVARIANT: as in `read`, the device is open for the whole call.
+        from_result(|| O::region_info(&OpenDevice(dev), &mut info).map(|()| 0))
     }
 
     /// # Safety
