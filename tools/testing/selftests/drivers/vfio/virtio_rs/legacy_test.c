@@ -518,6 +518,13 @@ static void diff_script(struct ldev *l, bool perturb)
 	xfer(l, R_CFG, false, l->cfg_size - 2, 4, NULL, NULL);	/* crosses the end */
 	xfer(l, R_CFG, false, 0, 0, NULL, NULL);
 
+	/*
+	 * The notify register is a real device register that a function reset
+	 * does not clear (QEMU keeps device_feature_select): start each run
+	 * from 0, written directly.
+	 */
+	wr(l, R_NOTIFY, l->notify_off, 4, 0);
+
 	/* BAR0 before COMMAND.IO: -EIO. */
 	rd(l, R_BAR0, VIRTIO_PCI_HOST_FEATURES, 4);
 	wr(l, R_BAR0, VIRTIO_PCI_STATUS, 1, 0);
