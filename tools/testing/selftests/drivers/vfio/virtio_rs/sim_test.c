@@ -304,6 +304,373 @@ TEST(sim_spec_checks)
 	EXPECT_EQ(0, sim_stat("objects"));
 }
 
+/*
+ * Legacy interface (transitional VFs): with legacy_io=1 the device offers
+ * opcodes 2..6, and its legacy registers are a view onto the VF's device
+ * parts. VF 3 has no driver; its state is restored at the end.
+ */
+#define LEGACY_CMDS 0x7cULL
+#define LEG_VF 3
+#define Q_INVALID_OPCODE 2
+#define Q_INVALID_FIELD 3
+#define ST_ENOMEM 12
+/* Low 32 bits of the simulated VFs' device features (device.rs). */
+#define SIM_HOST_FEATURES 0x78020u
+
+static uint64_t list_query(void)
+{
+	struct raw_reply r;
+	uint64_t bitmap = 0;
+
+	if (raw(8, VIRTIO_ADMIN_CMD_LIST_QUERY, 1, 0, NULL, 0, &r) || r.status != ST_OK)
+		return 0;
+	memcpy(&bitmap, r.result, 8);
+	return bitmap;
+}
+
+/* A legacy write of len register bytes at off; returns the status. */
+static int leg_write(int common, uint8_t off, const void *regs, size_t len,
+		     struct raw_reply *r)
+{
+	uint8_t data[8 + 32] = { off };
+
+	memcpy(data + 8, regs, len);
+	if (raw(0, common ? VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_WRITE :
+		VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_WRITE, 1, LEG_VF, data, 8 + len, r))
+		return -1;
+	return r->status;
+}
+
+/* A legacy read of len bytes at off into out; returns the status. */
+static int leg_read(int common, uint8_t off, void *out, size_t len, struct raw_reply *r)
+{
+	if (raw(len, common ? VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_READ :
+		VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_READ, 1, LEG_VF, &off, 1, r))
+		return -1;
+	if (r->status == ST_OK && r->written == len)
+		memcpy(out, r->result, len);
+	return r->status;
+}
+
+static uint32_t cread(uint8_t off, size_t len)
+{
+	struct raw_reply r;
+	uint32_t v = 0xdeadbeef;
+
+	if (leg_read(1, off, &v, len, &r) != ST_OK)
+		return 0xdeadbeef;
+	return len == 4 ? v : len == 2 ? (v & 0xffff) : (v & 0xff);
+}
+
+static int cwrite(uint8_t off, uint32_t v, size_t len)
+{
+	struct raw_reply r;
+
+	return leg_write(1, off, &v, len, &r);
+}
+
+/* The VQ_CFG value of queue q of VF vf, from the `dump` file. */
+static int dump_vq_cfg(int vf, uint16_t q, uint8_t vq[32])
+{
+	static uint8_t buf[1 << 16];
+	size_t n, pos = 0;
+	FILE *f;
+
+	if (sim_ctl("dump %d", vf))
+		return -EIO;
+	f = fopen(SIM_DEBUGFS "/dump", "r");
+	if (!f)
+		return -errno;
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	while (pos + 16 <= n) {
+		uint16_t type, idx;
+		uint32_t len;
+
+		memcpy(&type, buf + pos, 2);
+		memcpy(&idx, buf + pos + 4, 2);
+		memcpy(&len, buf + pos + 12, 4);
+		if (type == 0x104 && idx == q && len == 32 && pos + 16 + 32 <= n) {
+			memcpy(vq, buf + pos + 16, 32);
+			return 0;
+		}
+		pos += 16 + len;
+	}
+	return -ENOENT;
+}
+
+static int sim_vf_valid(int vf)
+{
+	char line[256], want[32];
+	int valid = 0;
+	FILE *f;
+
+	f = fopen(SIM_DEBUGFS "/state", "r");
+	if (!f)
+		return 0;
+	snprintf(want, sizeof(want), "vf %d ", vf);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, want, strlen(want)))
+			valid = strstr(line, " valid true") != NULL;
+	fclose(f);
+	return valid;
+}
+
+/* Whether a trace line contains needle. */
+static int trace_has(const char *needle)
+{
+	char line[256];
+	int found = 0;
+	FILE *f;
+
+	f = fopen(SIM_DEBUGFS "/trace", "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			found = 1;
+	fclose(f);
+	return found;
+}
+
+static void load_sim(struct __test_metadata *_metadata, const char *params)
+{
+	if (module_loaded(SIM_MODULE))
+		ASSERT_EQ(0, sim_unload());
+	ASSERT_EQ(0, sim_load(params));
+}
+
+TEST(sim_legacy_off_by_default)
+{
+	struct raw_reply r;
+	uint8_t off = 0;
+
+	load_sim(_metadata, NULL);
+	EXPECT_EQ(0, list_query() & LEGACY_CMDS);
+	EXPECT_NE(0, list_query());
+	ASSERT_EQ(0, raw(4, VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_READ, 1, LEG_VF, &off, 1, &r));
+	EXPECT_EQ(ST_EINVAL, r.status);
+	EXPECT_EQ(Q_INVALID_OPCODE, r.qualifier);
+}
+
+TEST(sim_legacy_registers)
+{
+	uint8_t vq[32], mac[6] = { 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 }, cfg[8];
+	uint64_t h0, h1, desc, drv, dev;
+	struct raw_reply r;
+	uint16_t v16;
+	uint8_t b;
+
+	load_sim(_metadata, "legacy_io=1");
+	EXPECT_EQ(LEGACY_CMDS, list_query() & LEGACY_CMDS);
+	ASSERT_EQ(0, sim_ctl("clear"));
+
+	/* HOST_FEATURES: the device features' low half, read-only. */
+	EXPECT_EQ(SIM_HOST_FEATURES, cread(0, 4));
+	EXPECT_EQ(ST_EINVAL, leg_write(1, 0, "\0\0\0\0", 4, &r));
+	EXPECT_EQ(Q_INVALID_FIELD, r.qualifier);
+
+	/* GUEST_FEATURES: what is written, masked by the device features. */
+	ASSERT_EQ(0, sim_vf_state(LEG_VF, &h0, NULL, NULL, NULL));
+	EXPECT_EQ(ST_OK, cwrite(4, 0xffffffff, 4));
+	EXPECT_EQ(SIM_HOST_FEATURES, cread(4, 4));
+	EXPECT_TRUE(trace_has(" off 4 len 4 data ffffffff"));
+	EXPECT_TRUE(trace_has(" off 4 len 4 data 20800700"));
+	ASSERT_EQ(0, sim_vf_state(LEG_VF, &h1, NULL, NULL, NULL));
+	EXPECT_NE(h0, h1) TH_LOG("a legacy write is device state");
+	EXPECT_TRUE(sim_vf_valid(LEG_VF));
+	EXPECT_EQ(ST_OK, cwrite(4, 0x20, 4));
+	EXPECT_EQ(0x20, cread(4, 4));
+
+	/* QUEUE_SEL, QUEUE_NUM, QUEUE_PFN: the legacy ring layout. */
+	EXPECT_EQ(ST_OK, cwrite(14, 1, 2));
+	EXPECT_EQ(1, cread(14, 2));
+	EXPECT_EQ(256, cread(12, 2));
+	EXPECT_EQ(ST_EINVAL, cwrite(12, 8, 2));
+	EXPECT_EQ(ST_OK, cwrite(8, 0x12345, 4));
+	EXPECT_EQ(0x12345, cread(8, 4));
+	ASSERT_EQ(0, dump_vq_cfg(LEG_VF, 1, vq));
+	memcpy(&desc, vq + 8, 8);
+	memcpy(&drv, vq + 16, 8);
+	memcpy(&dev, vq + 24, 8);
+	EXPECT_EQ(0x12345000ULL, desc);
+	EXPECT_EQ(desc + 16 * 256, drv);
+	EXPECT_EQ(desc + 8192, dev);
+	EXPECT_EQ(1, vq[4]);
+	EXPECT_TRUE(sim_vf_valid(LEG_VF));
+	/* A queue that does not exist: size 0, writes ignored. */
+	EXPECT_EQ(ST_OK, cwrite(14, 7, 2));
+	EXPECT_EQ(0, cread(12, 2));
+	EXPECT_EQ(0, cread(8, 4));
+	EXPECT_EQ(ST_OK, cwrite(8, 0x999, 4));
+	EXPECT_EQ(0xffff, cread(22, 2));
+	EXPECT_EQ(ST_OK, cwrite(14, 1, 2));
+
+	/* The MSI-X vectors, one at a time and together. */
+	EXPECT_EQ(ST_OK, cwrite(20, 2, 2));
+	EXPECT_EQ(2, cread(20, 2));
+	EXPECT_EQ(ST_OK, cwrite(22, 5, 2));
+	EXPECT_EQ(5, cread(22, 2));
+	EXPECT_EQ(ST_OK, cwrite(20, 0x00090008, 4));
+	EXPECT_EQ(0x00090008, cread(20, 4));
+	ASSERT_EQ(0, dump_vq_cfg(LEG_VF, 1, vq));
+	memcpy(&v16, vq + 2, 2);
+	EXPECT_EQ(9, v16);
+
+	/* STATUS. */
+	EXPECT_EQ(ST_OK, cwrite(18, 0x07, 1));
+	EXPECT_EQ(0x07, cread(18, 1));
+
+	/* Read-only, partial, QUEUE_NOTIFY and out-of-range accesses fail with
+	 * no effect. */
+	ASSERT_EQ(0, sim_vf_state(LEG_VF, &h0, NULL, NULL, NULL));
+	EXPECT_EQ(ST_EINVAL, cwrite(19, 1, 1));		/* ISR */
+	EXPECT_EQ(ST_EINVAL, cwrite(18, 0x0007, 2));	/* STATUS + ISR */
+	EXPECT_EQ(ST_EINVAL, cwrite(16, 0, 2));		/* QUEUE_NOTIFY */
+	EXPECT_EQ(ST_EINVAL, leg_read(1, 16, &v16, 2, &r));
+	EXPECT_EQ(ST_EINVAL, cwrite(4, 0, 2));		/* half a field */
+	EXPECT_EQ(ST_EINVAL, cwrite(6, 0, 2));
+	EXPECT_EQ(ST_EINVAL, leg_read(1, 1, &v16, 2, &r));
+	EXPECT_EQ(ST_EINVAL, leg_read(1, 0, &v16, 2, &r));
+	EXPECT_EQ(Q_INVALID_FIELD, r.qualifier);
+	EXPECT_EQ(ST_EINVAL, leg_read(1, 22, cfg, 4, &r));	/* past 24 */
+	EXPECT_EQ(ST_EINVAL, leg_read(1, 24, cfg, 1, &r));
+	EXPECT_EQ(ST_EINVAL, leg_read(1, 0, cfg, 0, &r));	/* no bytes */
+	EXPECT_EQ(ST_EINVAL, leg_read(0, 8, cfg, 1, &r));
+	EXPECT_EQ(ST_EINVAL, leg_read(0, 7, cfg, 2, &r));
+	EXPECT_EQ(ST_EINVAL, leg_write(0, 6, mac, 2, &r));	/* net status */
+	EXPECT_EQ(ST_EINVAL, leg_write(0, 4, mac, 3, &r));
+	EXPECT_EQ(ST_EINVAL, cwrite(0, 0, 0));
+	/* Several whole fields: fine to read. */
+	EXPECT_EQ(ST_OK, leg_read(1, 0, cfg, 8, &r));
+	ASSERT_EQ(0, sim_vf_state(LEG_VF, &h1, NULL, NULL, NULL));
+	EXPECT_EQ(h0, h1) TH_LOG("a failed access changed the state");
+
+	/* Device configuration: the MAC (the MAC-address part), link up. */
+	EXPECT_EQ(ST_OK, leg_write(0, 0, mac, 6, &r));
+	b = 0x66;
+	EXPECT_EQ(ST_OK, leg_write(0, 5, &b, 1, &r));
+	mac[5] = 0x66;
+	ASSERT_EQ(ST_OK, leg_read(0, 0, cfg, 8, &r));
+	EXPECT_EQ(0, memcmp(cfg, mac, 6));
+	EXPECT_EQ(1, cfg[6]);
+	EXPECT_EQ(0, cfg[7]);
+	ASSERT_EQ(ST_OK, leg_read(0, 3, cfg, 2, &r));
+	EXPECT_EQ(0x33, cfg[0]);
+	EXPECT_EQ(0x44, cfg[1]);
+	EXPECT_TRUE(trace_has(" off 3 len 2 data 3344"));
+	EXPECT_TRUE(sim_vf_valid(LEG_VF));
+
+	/* ISR: read-to-clear. */
+	ASSERT_EQ(0, sim_ctl("isr %d 3", LEG_VF));
+	EXPECT_EQ(3, cread(19, 1));
+	EXPECT_EQ(0, cread(19, 1));
+
+	/* STATUS 0 resets what the legacy interface sees. */
+	ASSERT_EQ(0, sim_ctl("isr %d 1", LEG_VF));
+	EXPECT_EQ(ST_OK, cwrite(18, 0, 1));
+	EXPECT_EQ(0, cread(18, 1));
+	EXPECT_EQ(0, cread(4, 4));
+	EXPECT_EQ(0, cread(14, 2));
+	EXPECT_EQ(0xffff, cread(20, 2));
+	EXPECT_EQ(0, cread(19, 1));
+	EXPECT_EQ(ST_OK, cwrite(14, 1, 2));
+	EXPECT_EQ(0, cread(8, 4));
+	EXPECT_EQ(0xffff, cread(22, 2));
+	EXPECT_EQ(256, cread(12, 2));
+	ASSERT_EQ(0, dump_vq_cfg(LEG_VF, 0, vq));
+	memcpy(&desc, vq + 8, 8);
+	EXPECT_EQ(0, desc);
+	EXPECT_EQ(0, vq[4]);
+	EXPECT_TRUE(sim_vf_valid(LEG_VF));
+
+	/* Legacy commands are counted like the others. */
+	EXPECT_GT(sim_op_count(VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_WRITE), 0);
+	EXPECT_GT(sim_op_count(VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_READ), 0);
+
+	/* Back to the defaults of VF 3, and the default device. */
+	ASSERT_EQ(0, sim_ctl("size %d 4096", LEG_VF));
+	load_sim(_metadata, NULL);
+}
+
+TEST(sim_legacy_notify_info)
+{
+	struct raw_reply r;
+	uint64_t off;
+
+	load_sim(_metadata, "legacy_io=1");
+	ASSERT_EQ(0, raw(64, VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO, 1, LEG_VF, NULL, 0, &r));
+	ASSERT_EQ(ST_OK, r.status);
+	EXPECT_EQ(64, r.written);
+	EXPECT_EQ(2, r.result[0]) TH_LOG("flags: member device");
+	EXPECT_EQ(4, r.result[1]) TH_LOG("QEMU's modern BAR");
+	memcpy(&off, r.result + 8, 8);
+	TH_LOG("notify address: BAR %u offset %#llx", r.result[1], (unsigned long long)off);
+	EXPECT_EQ(0, r.result[16]) TH_LOG("then the end of the list");
+	/* A result buffer too small for 4 entries. */
+	ASSERT_EQ(0, raw(32, VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO, 1, LEG_VF, NULL, 0, &r));
+	EXPECT_EQ(ST_ENOMEM, r.status);
+	/* A member that is not an enabled VF. */
+	ASSERT_EQ(0, raw(64, VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO, 1, 99, NULL, 0, &r));
+	EXPECT_EQ(Q_INVALID_MEMBER, r.qualifier);
+	load_sim(_metadata, NULL);
+}
+
+/*
+ * The upstream driver takes its transitional path on a transitional VF:
+ * probe asks for the notify address once, and its virtual BAR0 is served
+ * by the legacy commands; QUEUE_NOTIFY reaches the notify address.
+ */
+TEST(sim_legacy_upstream_driver)
+{
+	struct vfio_region_info bar0 = { .argsz = sizeof(bar0), .index = 0 };
+	struct vfio_region_info bar4 = { .argsz = sizeof(bar4), .index = 4 };
+	struct vfio_region_info cfg = { .argsz = sizeof(cfg),
+					.index = VFIO_PCI_CONFIG_REGION_INDEX };
+	char pf[32], vf[32], bug[256] = "";
+	struct kmsg_watch w;
+	struct vfio_dev d;
+	uint16_t cmd, notify = 0x2a5, qnum;
+	uint32_t feat = 0, dfsel = 0;
+
+	ASSERT_EQ(0, find_sriov_pf(pf, sizeof(pf)));
+	ASSERT_EQ(0, pf_vf_bdf(pf, 0, vf, sizeof(vf)));
+	load_sim(_metadata, "legacy_io=1");
+	if (!module_loaded(VIRTIO_C_DRIVER))
+		ASSERT_EQ(0, modprobe(VIRTIO_C_DRIVER));
+	ASSERT_EQ(0, sim_ctl("clear"));
+	ASSERT_EQ(0, kmsg_watch_start(&w));
+	ASSERT_EQ(0, bind_driver_override(vf, VIRTIO_C_DRIVER));
+	EXPECT_EQ(1, sim_trace_count(VIRTIO_ADMIN_CMD_LEGACY_NOTIFY_INFO));
+	ASSERT_EQ(0, vfio_open_cdev(vf, &d));
+	ASSERT_EQ(0, ioctl(d.device_fd, VFIO_DEVICE_GET_REGION_INFO, &bar0));
+	EXPECT_EQ(32, bar0.size) TH_LOG("the virtual legacy BAR0");
+	ASSERT_EQ(0, ioctl(d.device_fd, VFIO_DEVICE_GET_REGION_INFO, &cfg));
+	ASSERT_EQ(0, ioctl(d.device_fd, VFIO_DEVICE_GET_REGION_INFO, &bar4));
+	/* I/O and memory decoding on, as a guest driver would. */
+	ASSERT_EQ(2, pread(d.device_fd, &cmd, 2, cfg.offset + 4));
+	cmd |= 3;
+	ASSERT_EQ(2, pwrite(d.device_fd, &cmd, 2, cfg.offset + 4));
+	ASSERT_EQ(4, pread(d.device_fd, &feat, 4, bar0.offset + 0));
+	EXPECT_EQ(SIM_HOST_FEATURES, feat);
+	ASSERT_EQ(2, pread(d.device_fd, &qnum, 2, bar0.offset + 12));
+	EXPECT_EQ(256, qnum);
+	EXPECT_TRUE(trace_has("op 0x3 member 1 status 0 written 4 off 0 len 4 data 20800700"));
+	/* QUEUE_NOTIFY: a 16-bit MMIO write at the notify address, which on
+	 * the simulated device is device_feature_select, readable through BAR4. */
+	ASSERT_EQ(2, pwrite(d.device_fd, &notify, 2, bar0.offset + 16));
+	ASSERT_EQ(4, pread(d.device_fd, &dfsel, 4, bar4.offset + 0));
+	EXPECT_EQ(notify, dfsel);
+	vfio_close(&d);
+	EXPECT_EQ(0, unbind_and_clear(vf));
+	ASSERT_EQ(0, kmsg_watch_collect(&w));
+	EXPECT_EQ(0, kmsg_bug_lines(&w, bug, sizeof(bug))) TH_LOG("%s", bug);
+	EXPECT_FALSE(kmsg_find(&w, "Failed to execute command"));
+	EXPECT_FALSE(kmsg_find(&w, "failed with error"));
+	kmsg_watch_stop(&w);
+	load_sim(_metadata, NULL);
+}
+
 /* Unload with a VF bound and idle: safe; commands then fail with an errno. */
 TEST(sim_unload_while_bound)
 {
