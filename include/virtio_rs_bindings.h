@@ -37,6 +37,7 @@ int virtio_rs_helper_pm_runtime_resume_and_get(struct device *dev);
 void virtio_rs_helper_pm_runtime_put(struct device *dev);
 void __iomem *virtio_rs_helper_vfio_pci_barmap(struct vfio_pci_core_device *vdev,
 						unsigned int bar);
+bool virtio_rs_helper_vfio_pci_msix_enabled(struct vfio_pci_core_device *vdev);
 void virtio_rs_helper_sg_set_page(struct scatterlist *sg, struct page *page,
 				  unsigned int len, unsigned int offset);
 

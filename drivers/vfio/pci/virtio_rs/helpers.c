@@ -76,6 +76,17 @@ void __iomem *virtio_rs_helper_vfio_pci_barmap(struct vfio_pci_core_device *vdev
 	return vdev->barmap[bar];
 }
 
+/*
+ * Whether the device's interrupts are MSI-X now: irq_type under igate, the
+ * lock VFIO_DEVICE_SET_IRQS changes it under (upstream's legacy_io.c reads
+ * it unlocked).
+ */
+bool virtio_rs_helper_vfio_pci_msix_enabled(struct vfio_pci_core_device *vdev)
+{
+	guard(mutex)(&vdev->igate);
+	return vdev->irq_type == VFIO_PCI_MSIX_IRQ_INDEX;
+}
+
 void virtio_rs_helper_sg_set_page(struct scatterlist *sg, struct page *page,
 				  unsigned int len, unsigned int offset)
 {

@@ -52,9 +52,26 @@ use crate::proto::legacy::{
     QUEUE_NOTIFY,
 };
 
-/// Config space bytes a write may change in the shadow: up to the end of
-/// BAR0.
-const SHADOW_END: u64 = 0x14;
+/// The shadowed config registers: PCI_COMMAND and PCI_BASE_ADDRESS_0
+/// (offset, length).
+const SHADOWED: [(u64, usize); 2] = [(0x04, 2), (0x10, 4)];
+
+/// The bytes of an access of `len` bytes at `pos` that fall on register
+/// `[reg, reg + reg_len)`: (index in the access, count).
+fn overlap(pos: u64, len: usize, reg: u64, reg_len: usize) -> Option<(usize, usize)> {
+    let end = pos.checked_add(u64::try_from(len).ok()?)?;
+    let start = pos.max(reg);
+    let stop = end.min(reg.checked_add(u64::try_from(reg_len).ok()?)?);
+    if start >= stop {
+        return None;
+    }
+    Some((
+        usize::try_from(start - pos).ok()?,
+        usize::try_from(stop - start).ok()?,
+    ))
+}
+
+const _: () = assert!(LEGACY_BUF_LEN as u64 == BAR0_SIZE);
 
 /// The legacy I/O state of a transitional VF.
 #[pin_data]
@@ -62,8 +79,10 @@ pub(crate) struct LegacyIo {
     /// Where QUEUE_NOTIFY goes: a memory BAR of the VF and an offset in it.
     notify_bar: u8,
     notify_offset: u64,
-    /// The shadow command register and BAR0. A spinlock: `reset_done` runs
-    /// under the PCI core's locks and must not sleep on ours.
+    /// The shadow command register and BAR0. Held only for plain reads
+    /// and writes of the two values (never across a user copy, a command
+    /// or anything that could reset the device), so `reset_done` never
+    /// waits on it for long.
     #[pin]
     shadow: SpinLock<Shadow>,
     /// Failed runtime resumes (logged once).
@@ -152,9 +171,9 @@ impl LegacyIo {
         if io.is_empty() {
             return Ok(0);
         }
-        match u32::try_from(io.index()) {
-            Ok(region::CONFIG) => self.read_config(dev, io),
-            Ok(region::BAR0) => self.bar0(dev, io, false),
+        match io.index() {
+            region::CONFIG => self.read_config(dev, io),
+            region::BAR0 => self.bar0(dev, io, false),
             _ => dev.core_read(io),
         }
     }
@@ -168,9 +187,9 @@ impl LegacyIo {
         if io.is_empty() {
             return Ok(0);
         }
-        match u32::try_from(io.index()) {
-            Ok(region::CONFIG) => self.write_config(dev, io),
-            Ok(region::BAR0) => self.bar0(dev, io, true),
+        match io.index() {
+            region::CONFIG => self.write_config(dev, io),
+            region::BAR0 => self.bar0(dev, io, true),
             _ => dev.core_write(io),
         }
     }
@@ -213,12 +232,22 @@ impl LegacyIo {
         io: &RegionIo<'_>,
     ) -> Result<usize> {
         let pos = io.offset();
-        if pos < SHADOW_END {
-            let len = usize::try_from(SHADOW_END - pos).unwrap_or(0).min(io.len());
-            let mut tmp = [0u8; SHADOW_END as usize];
-            let bytes = tmp.get_mut(..len).ok_or(EINVAL)?;
-            io.user().reader().read_slice(bytes)?;
-            self.shadow.lock().config_write(pos, bytes);
+        // As upstream: the bytes on COMMAND, then those on BAR0, each
+        // taken into the shadow as soon as it is copied (a fault on the
+        // second leaves the first applied), then the write itself.
+        for (reg, len) in SHADOWED {
+            let Some((in_buf, n)) = overlap(pos, io.len(), reg, len) else {
+                continue;
+            };
+            let mut tmp = [0u8; 4];
+            let bytes = tmp.get_mut(..n).ok_or(EINVAL)?;
+            let mut r = io.user().reader();
+            r.skip(in_buf)?;
+            r.read_slice(bytes)?;
+            let at = pos
+                .checked_add(u64::try_from(in_buf).map_err(|_| EINVAL)?)
+                .ok_or(EINVAL)?;
+            self.shadow.lock().config_write(at, bytes);
         }
         dev.core_write(io)
     }

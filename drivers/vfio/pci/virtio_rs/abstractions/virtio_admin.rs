@@ -202,7 +202,7 @@ impl Vf {
         })
     }
 
-    /// `LEGACY_COMMON_CFG_READ` or `LEGACY_DEV_CFG_READ` of `len` registers
+    /// `LEGACY_COMMON_CFG_READ` or `LEGACY_DEV_CFG_READ` of `len` register
     /// bytes at `offset` of `area`, into bytes `at..at + len` of `buf`.
     #[cfg(virtio_rs_legacy)]
     pub fn legacy_read(
@@ -310,6 +310,7 @@ impl Vf {
         let r = admin_result(unsafe {
             bindings::virtio_pci_admin_legacy_io_notify_info(
                 self.raw(),
+                // CAST: the flag is 2, a `u8` field of the command.
                 bindings::VIRTIO_ADMIN_CMD_NOTIFY_INFO_FLAGS_OWNER_MEM as u8,
                 &mut bar,
                 &mut offset,

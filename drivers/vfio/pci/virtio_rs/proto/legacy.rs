@@ -24,8 +24,14 @@
 pub const BAR0_SIZE: u64 = 32;
 const _: () = assert!(BAR0_SIZE.is_power_of_two());
 /// The address bits of BAR0 below its size, which read as 0.
-const BAR0_ADDR_LOW: u32 = 31;
-const _: () = assert!(BAR0_ADDR_LOW.wrapping_add(1) == 32 && BAR0_SIZE == 32);
+const BAR0_ADDR_LOW: u32 = {
+    let low = BAR0_SIZE.wrapping_sub(1);
+    assert!(low <= 0xff);
+    // CAST: checked just above to fit.
+    #[allow(clippy::as_conversions)]
+    let low = low as u32;
+    low
+};
 
 /// Offset of QUEUE_NOTIFY (`VIRTIO_PCI_QUEUE_NOTIFY`) in the common
 /// configuration.

@@ -176,7 +176,7 @@ impl ProbeDevice<'_> {
 }
 
 /// `PCI_STD_NUM_BARS`.
-const STD_NUM_BARS: usize = 6;
+const STD_NUM_BARS: usize = bindings::PCI_STD_NUM_BARS as usize;
 
 impl AsRef<device::Device> for ProbeDevice<'_> {
     fn as_ref(&self) -> &device::Device {
@@ -554,6 +554,8 @@ fn rw_result(r: Result<usize>, count: usize) -> isize {
 /// A `read()` or `write()` of a VFIO region on the device fd.
 pub struct RegionIo<'a> {
     buf: UserPtr,
+    /// A `write()` (the buffer is userspace's source) or a `read()`.
+    write: bool,
     count: usize,
     ppos: *mut bindings::loff_t,
     pos: u64,
@@ -561,28 +563,33 @@ pub struct RegionIo<'a> {
 }
 
 /// `VFIO_PCI_OFFSET_SHIFT`: the region index is in the offset's top bits.
-const VFIO_PCI_OFFSET_SHIFT: u32 = 40;
+const VFIO_PCI_OFFSET_SHIFT: u32 = bindings::VFIO_PCI_OFFSET_SHIFT;
 
 /// VFIO PCI region indices (`VFIO_PCI_*_REGION_INDEX`).
 pub mod region {
+    use crate::bindings;
+
     /// BAR0.
-    pub const BAR0: u32 = 0;
+    pub const BAR0: u32 = bindings::VFIO_PCI_BAR0_REGION_INDEX;
     /// PCI config space.
-    pub const CONFIG: u32 = 7;
+    pub const CONFIG: u32 = bindings::VFIO_PCI_CONFIG_REGION_INDEX;
 }
 
 /// Region info flags (`VFIO_REGION_INFO_FLAG_*`).
 pub mod region_flags {
+    use crate::bindings;
+
     /// The region can be read.
-    pub const READ: u32 = 1 << 0;
+    pub const READ: u32 = bindings::VFIO_REGION_INFO_FLAG_READ;
     /// The region can be written.
-    pub const WRITE: u32 = 1 << 1;
+    pub const WRITE: u32 = bindings::VFIO_REGION_INFO_FLAG_WRITE;
 }
 
 impl RegionIo<'_> {
-    /// The region index (`VFIO_PCI_OFFSET_TO_INDEX()`).
-    pub fn index(&self) -> u64 {
-        self.pos >> VFIO_PCI_OFFSET_SHIFT
+    /// The region index (`VFIO_PCI_OFFSET_TO_INDEX()`, an `unsigned int`
+    /// in C: the top 24 bits of the position).
+    pub fn index(&self) -> u32 {
+        u32::try_from(self.pos >> VFIO_PCI_OFFSET_SHIFT).unwrap_or(u32::MAX)
     }
 
     /// The offset inside the region (`pos & VFIO_PCI_OFFSET_MASK`).
@@ -655,11 +662,17 @@ impl Drop for PmRuntimeRef<'_> {
 impl<'a, T: Driver> OpenDevice<'a, T> {
     /// Serve a read as plain vfio-pci does.
     pub fn core_read(&self, io: &RegionIo<'_>) -> Result<usize> {
+        if io.write {
+            return Err(EINVAL);
+        }
         // SAFETY: `vfio_pci_core_read()` needs the `vfio_device` of an opened
         // `vfio_pci_core_device` and the buffer, count and position of a
         // `read()` callback: this device is open (type invariant) and `io`
-        // holds exactly what the vfio core passed to this `read` (only the
-        // trampolines build a `RegionIo`), valid for the whole callback.
+        // holds exactly what the vfio core passed to the `read` trampoline
+        // of this callback (only the trampolines build a `RegionIo`, which
+        // cannot leave the callback: it borrows the position, and it is
+        // neither `Send` nor `Sync`; `io.write` is false only for `read`),
+        // valid for the whole callback.
         let r = unsafe {
             bindings::vfio_pci_core_read(self.vdev(), io.buf.as_mut_ptr().cast(), io.count, io.ppos)
         };
@@ -668,7 +681,11 @@ impl<'a, T: Driver> OpenDevice<'a, T> {
 
     /// Serve a write as plain vfio-pci does.
     pub fn core_write(&self, io: &RegionIo<'_>) -> Result<usize> {
-        // SAFETY: as in `core_read`, for a `write()` callback.
+        if !io.write {
+            return Err(EINVAL);
+        }
+        // SAFETY: as in `core_read`, for a `write()` callback (`io.write` is
+        // true only for the `write` trampoline's `RegionIo`).
         let r = unsafe {
             bindings::vfio_pci_core_write(
                 self.vdev(),
@@ -696,19 +713,12 @@ impl<'a, T: Driver> OpenDevice<'a, T> {
     /// VFIO_PCI_MSIX_IRQ_INDEX`), read under `igate`, the lock under which
     /// `VFIO_DEVICE_SET_IRQS` changes it.
     pub fn msix_enabled(&self) -> bool {
-        let core = self.0.core();
-        // SAFETY: `core` is this live, opened device's
-        // `vfio_pci_core_device`; `igate` is its initialised mutex (set up
-        // by `vfio_pci_core_init_dev()`), and `irq_type` is written only with
-        // `igate` held, so reading it between lock and unlock races with no
-        // writer. Nothing else is locked here, so there is no lock order to
-        // break.
-        unsafe {
-            bindings::mutex_lock(&raw mut (*core).igate);
-            let t = (*core).irq_type;
-            bindings::mutex_unlock(&raw mut (*core).igate);
-            t == VFIO_PCI_MSIX_IRQ_INDEX
-        }
+        // SAFETY: the helper locks `igate` of the `vfio_pci_core_device`
+        // of this live, opened device (initialised by
+        // `vfio_pci_core_init_dev()`) and reads `irq_type` under it; it
+        // holds no other lock, so no lock order is involved, and a
+        // device-fd callback may sleep.
+        unsafe { bindings::virtio_rs_helper_vfio_pci_msix_enabled(self.0.core()) }
     }
 
     /// Resume the device for an access (`pm_runtime_resume_and_get()`); the
@@ -786,9 +796,6 @@ impl<'a, T: Driver> OpenDevice<'a, T> {
         to_result(unsafe { bindings::vfio_pci_core_iowrite16(self.0.core(), true, val, io) })
     }
 }
-
-/// `VFIO_PCI_MSIX_IRQ_INDEX`.
-const VFIO_PCI_MSIX_IRQ_INDEX: c_int = 2;
 
 /// Map an `ssize_t` result.
 fn ssize_result(r: isize) -> Result<usize> {
@@ -931,15 +938,18 @@ impl<O: DeviceOps> OpsTable<O> {
         // SAFETY: `from_vdev()` needs the `vfio_device` of a
         // `CoreDevice<O::Driver>` live for the returned lifetime: the vfio
         // core calls `read` only for devices whose ops are this table
-        // (installed only by `create::<O>`), through an open file of the
-        // device, which keeps the device registered (and the binding's
-        // reference alive) for the whole call.
+        // (installed only by `create::<O>`), from `vfio_device_fops_read()`
+        // on a device file whose `access_granted` is set, which happens only
+        // after `vfio_df_open()` succeeded; the file cannot be released
+        // during its own syscall, so the device stays registered (the
+        // binding's reference alive) and open for the whole call.
         let dev = unsafe { CoreDevice::<O::Driver>::from_vdev(vdev) };
         // SAFETY: `ppos` is the vfio core's position argument, valid for
         // reads and writes for the whole call.
         let pos = unsafe { *ppos };
         let io = RegionIo {
             buf: UserPtr::from_ptr(buf.cast()),
+            write: false,
             count,
             ppos,
             pos: u64::try_from(pos).unwrap_or(u64::MAX),
@@ -963,14 +973,16 @@ impl<O: DeviceOps> OpsTable<O> {
         ppos: *mut bindings::loff_t,
     ) -> isize {
         // SAFETY: as in `read`: the vfio core calls `write` only for a
-        // device of this table through an open file, which keeps it alive
-        // for the whole call.
+        // device of this table, from `vfio_device_fops_write()` on a file
+        // with `access_granted` set (the device was opened), which keeps it
+        // registered and open for the whole call.
         let dev = unsafe { CoreDevice::<O::Driver>::from_vdev(vdev) };
         // SAFETY: `ppos` is the vfio core's position argument, valid for
         // reads and writes for the whole call.
         let pos = unsafe { *ppos };
         let io = RegionIo {
             buf: UserPtr::from_ptr(buf.cast_mut().cast()),
+            write: true,
             count,
             ppos,
             pos: u64::try_from(pos).unwrap_or(u64::MAX),
@@ -991,7 +1003,10 @@ impl<O: DeviceOps> OpsTable<O> {
         caps: *mut bindings::vfio_info_cap,
     ) -> c_int {
         // SAFETY: as in `read`: the vfio core calls this only for a device
-        // of this table, from an ioctl on an open file of the device.
+        // of this table, from `VFIO_DEVICE_GET_REGION_INFO` in
+        // `vfio_device_fops_unl_ioctl()`, which refuses every ioctl but
+        // `BIND_IOMMUFD` until `access_granted` is set (the device was
+        // opened); the file keeps it registered and open for the call.
         let dev = unsafe { CoreDevice::<O::Driver>::from_vdev(vdev) };
         let mut info = RegionInfo {
             info,
