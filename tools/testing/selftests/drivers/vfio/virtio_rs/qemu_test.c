@@ -9,8 +9,12 @@
  * Evidence per run: QMP query-migrate (status, times, VFIO bytes), the VFIO
  * migration state changes from QEMU's trace log on both sides, and the
  * simulated device's state hashes of VF1 and VF2.
+ *
+ * The transitional tests do the same with a transitional VF (legacy I/O
+ * BAR0) and check what the guest sees through QEMU's monitor.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,28 +121,38 @@ static const char *backend(enum variant v, bool incoming)
 }
 
 /* Start the destination (incoming, deferred so capabilities can be set). */
-static int start_dst(FIXTURE_DATA(nested) *self, enum variant v)
+static int start_dst_vf(struct qemu *q, const char *vf, enum variant v)
 {
 	char r[4096];
 	int ret;
 
 	unlink("/tmp/mig.sock");
-	ret = qemu_start(&self->dst, "dst", self->vf[1], vfio_opts(v), backend(v, true));
+	ret = qemu_start(q, "dst", vf, vfio_opts(v), backend(v, true));
 	if (!ret)
-		ret = set_caps(&self->dst, v);
+		ret = set_caps(q, v);
 	if (!ret)
-		ret = qmp(&self->dst, r, sizeof(r),
+		ret = qmp(q, r, sizeof(r),
 			  "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"" MIG_URI "\"}}");
 	return ret;
 }
 
-static int start_src(FIXTURE_DATA(nested) *self, enum variant v)
+static int start_src_vf(struct qemu *q, const char *vf, enum variant v)
 {
-	int ret = qemu_start(&self->src, "src", self->vf[0], vfio_opts(v), backend(v, false));
+	int ret = qemu_start(q, "src", vf, vfio_opts(v), backend(v, false));
 
 	if (!ret)
-		ret = set_caps(&self->src, v);
+		ret = set_caps(q, v);
 	return ret;
+}
+
+static int start_dst(FIXTURE_DATA(nested) *self, enum variant v)
+{
+	return start_dst_vf(&self->dst, self->vf[1], v);
+}
+
+static int start_src(FIXTURE_DATA(nested) *self, enum variant v)
+{
+	return start_src_vf(&self->src, self->vf[0], v);
 }
 
 static void vf_hash(struct __test_metadata *_metadata, int member, uint64_t *h, int *stopped)
@@ -393,6 +407,258 @@ TEST_F_TIMEOUT(nested, qemu_migrate_bad_destination_config, 600)
 	ASSERT_EQ(0, sim_ctl("features 2 0x%llx",
 			     (1ull << 32) | (1ull << 33) | (1ull << 5) | (1ull << 17) |
 			     (1ull << 18) | (1ull << 16) | (1ull << 15)));
+}
+
+/*
+ * Transitional VFs: with the simulated PF offering the legacy admin
+ * commands (sim legacy_io=1), the VF is shown to QEMU as a transitional
+ * virtio-net device. The guest (SeaBIOS) sizes and assigns its I/O BAR0;
+ * the monitor's port I/O reaches the legacy registers through VFIO region 0,
+ * and a legacy register written on the source reads the same on the
+ * destination after migration (it is device state, moved as device parts).
+ */
+#define SIM_HOST_FEATURES 0x78020u	/* the simulated VFs' features, low half */
+#define TRANS_GUEST_FEATURES 0x10020u	/* a subset of them */
+#define TRANS_NOTIFY 0x2a5
+
+FIXTURE(transitional)
+{
+	char pf[32], vf[2][32], drv[2][64];
+	struct qemu src, dst;
+};
+
+FIXTURE_VARIANT(transitional)
+{
+	const char *src_drv;
+};
+
+FIXTURE_VARIANT_ADD(transitional, rust)
+{
+	.src_drv = VIRTIO_RS_DRIVER,
+};
+
+FIXTURE_VARIANT_ADD(transitional, c_to_rust)
+{
+	.src_drv = VIRTIO_C_DRIVER,
+};
+
+FIXTURE_SETUP(transitional)
+{
+	int ret;
+
+	memset(&self->src, 0, sizeof(self->src));
+	memset(&self->dst, 0, sizeof(self->dst));
+	self->src.qmp = self->dst.qmp = -1;
+	if (!qemu_available())
+		SKIP(return, "no QEMU in this VM (boot it with tools/vm/run --sysroot)");
+	if (!module_loaded(VIRTIO_RS_DRIVER))
+		ASSERT_EQ(0, modprobe(VIRTIO_RS_DRIVER));
+	if (!module_loaded(VIRTIO_C_DRIVER))
+		ASSERT_EQ(0, modprobe(VIRTIO_C_DRIVER));
+	ASSERT_EQ(0, find_sriov_pf(self->pf, sizeof(self->pf)));
+	/*
+	 * The drivers decide at probe whether a VF is transitional: unbind
+	 * the VFs, then reload the simulated PF with the legacy commands.
+	 */
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(0, pf_vf_bdf(self->pf, i, self->vf[i], sizeof(self->vf[i])));
+		ASSERT_EQ(0, dev_driver(self->vf[i], self->drv[i], sizeof(self->drv[i])));
+		ASSERT_EQ(0, unbind_and_clear(self->vf[i]));
+	}
+	if (module_loaded(SIM_MODULE))
+		ASSERT_EQ(0, sim_unload());
+	ret = sim_load("legacy_io=1");
+	if (ret)
+		sim_load(NULL);
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, sim_ctl("clear"));
+}
+
+FIXTURE_TEARDOWN(transitional)
+{
+	char path[128];
+
+	qemu_stop(&self->src);
+	qemu_stop(&self->dst);
+	for (int i = 0; i < 2; i++)
+		EXPECT_EQ(0, unbind_and_clear(self->vf[i]));
+	EXPECT_EQ(0, sim_stat("objects")) TH_LOG("device objects left behind");
+	/* The default simulated PF, and the VFs' drivers from before. */
+	EXPECT_EQ(0, sim_unload());
+	EXPECT_EQ(0, sim_load(NULL));
+	for (int i = 0; i < 2; i++) {
+		if (!self->drv[i][0])
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/drivers/%s/bind", self->drv[i]);
+		EXPECT_EQ(0, sysfs_write(path, self->vf[i]));
+	}
+}
+
+/* An HMP command; its output, unescaped, into out. 0 or -errno. */
+static int hmp(struct qemu *q, char *out, size_t len, const char *fmt, ...)
+{
+	char cmd[256], r[8192], *p;
+	size_t n = 0;
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	ret = qmp(q, r, sizeof(r),
+		  "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"%s\"}}",
+		  cmd);
+	*out = 0;
+	if (ret)
+		return ret;
+	p = strstr(r, "\"return\": \"");
+	if (!p)
+		return -EPROTO;
+	for (p += 11; *p && *p != '"' && n + 1 < len; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			if (*p == 'r')
+				continue;
+			out[n++] = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p;
+		} else {
+			out[n++] = *p;
+		}
+	}
+	while (n && out[n - 1] == '\n')
+		n--;
+	out[n] = 0;
+	return 0;
+}
+
+/* The guest's view of the VF, from "info pci". */
+struct guest_vf {
+	unsigned int vendor, device, subvendor, subdevice;
+	unsigned long long io, io_last, bar4;
+	char lines[1024];
+};
+
+static int guest_vf(struct qemu *q, struct guest_vf *g)
+{
+	char out[8192], *id, *start, *p;
+	int ret;
+
+	memset(g, 0, sizeof(*g));
+	ret = hmp(q, out, sizeof(out), "info pci");
+	if (ret)
+		return ret;
+	id = strstr(out, "id \"vf0\"");
+	if (!id)
+		return -ENOENT;
+	id[strlen("id \"vf0\"")] = 0;
+	for (start = out; (p = strstr(start + 1, "  Bus ")) && p < id; start = p)
+		;
+	snprintf(g->lines, sizeof(g->lines), "%s", start);
+	p = strstr(start, "PCI device ");
+	if (!p || sscanf(p, "PCI device %x:%x", &g->vendor, &g->device) != 2)
+		return -EPROTO;
+	p = strstr(start, "PCI subsystem ");
+	if (!p || sscanf(p, "PCI subsystem %x:%x", &g->subvendor, &g->subdevice) != 2)
+		return -EPROTO;
+	/* Not there (or "not mapped") until the BIOS has assigned it. */
+	p = strstr(start, "BAR0: I/O at ");
+	if (p && sscanf(p, "BAR0: I/O at %llx [%llx]", &g->io, &g->io_last) != 2)
+		g->io = 0;
+	p = strstr(start, "BAR4: ");
+	if (p)
+		p = strstr(p, "memory at ");
+	if (p && sscanf(p, "memory at %llx", &g->bar4) != 1)
+		g->bar4 = 0;
+	return 0;
+}
+
+/* A guest port read of 4 bytes through the monitor, or -1. */
+static long long port_inl(struct qemu *q, unsigned long long port)
+{
+	char out[256], *p;
+
+	if (hmp(q, out, sizeof(out), "i /w 0x%llx", port))
+		return -1;
+	p = strstr(out, " = 0x");
+	return p ? strtoll(p + 5, NULL, 16) : -1;
+}
+
+static void check_guest_vf(struct __test_metadata *_metadata, struct qemu *q,
+			   struct guest_vf *g)
+{
+	char *line, *save;
+	int i;
+
+	/* SeaBIOS maps the BAR once it has sized and assigned it. */
+	for (i = 0; i < 300; i++) {
+		ASSERT_EQ(0, guest_vf(q, g));
+		if (g->io)
+			break;
+		usleep(100000);
+	}
+	for (line = strtok_r(g->lines, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		TH_LOG("%s guest: %s", q->name, line);
+	EXPECT_EQ(VIRTIO_VENDOR_ID, g->vendor);
+	EXPECT_EQ(0x1000, g->device) TH_LOG("a transitional virtio-net device");
+	EXPECT_EQ(VIRTIO_VENDOR_ID, g->subvendor);
+	EXPECT_EQ(1, g->subdevice) TH_LOG("subsystem id: virtio-net");
+	EXPECT_NE(0, g->io) TH_LOG("BAR0: an I/O BAR the BIOS assigned");
+	EXPECT_EQ(32, g->io_last - g->io + 1) TH_LOG("BAR0: 32 bytes");
+	/* The legacy HOST_FEATURES register, through VFIO region 0. */
+	if (g->io)
+		EXPECT_EQ(SIM_HOST_FEATURES, port_inl(q, g->io));
+}
+
+TEST_F_TIMEOUT(transitional, qemu_migrate, 600)
+{
+	char r[8192], out[256], status[32], *p;
+	struct guest_vf gs, gd;
+	uint64_t h1, h2;
+	int stopped;
+
+	ASSERT_EQ(0, bind_driver_override(self->vf[0], variant->src_drv));
+	ASSERT_EQ(0, bind_driver_override(self->vf[1], VIRTIO_RS_DRIVER));
+	ASSERT_EQ(0, start_dst_vf(&self->dst, self->vf[1], PRECOPY));
+	ASSERT_EQ(0, start_src_vf(&self->src, self->vf[0], PRECOPY));
+	check_guest_vf(_metadata, &self->src, &gs);
+	ASSERT_NE(0, gs.io);
+
+	/*
+	 * A legacy register write (GUEST_FEATURES), and QUEUE_NOTIFY: the
+	 * simulated device's notify address is BAR4's device_feature_select.
+	 */
+	ASSERT_EQ(0, hmp(&self->src, out, sizeof(out), "o /w 0x%llx 0x%x", gs.io + 4,
+			 TRANS_GUEST_FEATURES));
+	EXPECT_EQ(TRANS_GUEST_FEATURES, port_inl(&self->src, gs.io + 4));
+	ASSERT_EQ(0, hmp(&self->src, out, sizeof(out), "o /h 0x%llx 0x%x", gs.io + 16,
+			 TRANS_NOTIFY));
+	ASSERT_NE(0, gs.bar4);
+	ASSERT_EQ(0, hmp(&self->src, out, sizeof(out), "xp /1wx 0x%llx", gs.bar4));
+	p = strstr(out, ": 0x");
+	EXPECT_EQ(TRANS_NOTIFY, p ? strtol(p + 4, NULL, 16) : -1) TH_LOG("%s", out);
+
+	ASSERT_EQ(0, qmp(&self->src, r, sizeof(r),
+			 "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"" MIG_URI "\"}}"))
+		TH_LOG("migrate: %s", r);
+	EXPECT_EQ(0, qemu_wait_migration(&self->src, r, sizeof(r), 300)) TH_LOG("%s", r);
+	json_str(r, "status", status, sizeof(status));
+	TH_LOG("query-migrate: status %s, total-time %lld ms, downtime %lld ms",
+	       status, json_int(r, "total-time"), json_int(r, "downtime"));
+	ASSERT_STREQ("completed", status);
+	ASSERT_EQ(0, qemu_wait_incoming(&self->dst, status, sizeof(status), 60));
+	EXPECT_STREQ("running", status);
+	ASSERT_EQ(0, sim_vf_state(1, &h1, NULL, NULL, NULL));
+	ASSERT_EQ(0, sim_vf_state(2, &h2, NULL, &stopped, NULL));
+	EXPECT_EQ(h1, h2) TH_LOG("destination VF state differs from the source's");
+	EXPECT_FALSE(stopped);
+
+	/*
+	 * The destination shows the same device, at the same I/O address,
+	 * with the legacy register value the source's guest wrote.
+	 */
+	check_guest_vf(_metadata, &self->dst, &gd);
+	EXPECT_EQ(gs.io, gd.io);
+	if (gd.io)
+		EXPECT_EQ(TRANS_GUEST_FEATURES, port_inl(&self->dst, gd.io + 4));
 }
 
 TEST_HARNESS_MAIN
