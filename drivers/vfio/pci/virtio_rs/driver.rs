@@ -96,10 +96,7 @@ type MigParts = (Pin<KBox<MigDevice>>, Pin<KBox<StatsFile>>);
 
 impl VirtioDevice {
     fn new(mig: Option<MigParts>) -> impl PinInit<Self, Error> {
-        let (mig, debugfs) = match mig {
-            Some((m, d)) => (Some(m), Some(d)),
-            None => (None, None),
-        };
+        let (mig, debugfs) = mig.unzip();
         try_pin_init!(Self {
             mig,
             #[cfg(virtio_rs_legacy)]
@@ -113,10 +110,7 @@ impl VirtioDevice {
         mig: Option<MigParts>,
         legacy: Pin<KBox<LegacyIo>>,
     ) -> impl PinInit<Self, Error> {
-        let (mig, debugfs) = match mig {
-            Some((m, d)) => (Some(m), Some(d)),
-            None => (None, None),
-        };
+        let (mig, debugfs) = mig.unzip();
         try_pin_init!(Self {
             mig,
             legacy: Some(legacy),
@@ -284,16 +278,11 @@ impl DeviceOps for TransitionalOps {
         if let Some(legacy) = dev.data().get_ref().legacy() {
             legacy.open(dev)?;
         }
-        if let Some(mig) = mig_of(dev) {
-            mig.open();
-        }
-        Ok(())
+        LiveMigrationOps::open_device(dev)
     }
 
     fn close_device(dev: &CoreDevice<VirtioVfioPci>) {
-        if let Some(mig) = mig_of(dev) {
-            mig.close();
-        }
+        LiveMigrationOps::close_device(dev)
     }
 
     fn read(dev: &OpenDevice<'_, VirtioVfioPci>, io: &RegionIo<'_>) -> Result<usize> {

@@ -213,40 +213,17 @@ impl Vf {
         at: usize,
         len: usize,
     ) -> Result {
-        self.check()?;
-        let size = u8::try_from(len).map_err(|_| EINVAL)?;
-        let dst = buf
-            .0
-            .get_mut(at..at.checked_add(len).ok_or(EINVAL)?)
-            .ok_or(EINVAL)?;
-        let (f, opcode): (LegacyIoFn, u32) = match area {
+        let cmd = match area {
             LegacyArea::Common => (
-                bindings::virtio_pci_admin_legacy_common_io_read,
+                bindings::virtio_pci_admin_legacy_common_io_read as LegacyIoFn,
                 bindings::VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_READ,
             ),
             LegacyArea::Device => (
-                bindings::virtio_pci_admin_legacy_device_io_read,
+                bindings::virtio_pci_admin_legacy_device_io_read as LegacyIoFn,
                 bindings::VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_READ,
             ),
         };
-        let t = self.cmd_start();
-        // SAFETY: the legacy read functions need a valid VF `struct pci_dev`
-        // whose commands the caller serialises, with a VF driver attached,
-        // and `size` bytes of memory the PF layer may map for DMA (it puts
-        // the buffer in a scatterlist as the command's result):
-        // - `pdev` is valid: we hold a reference on it (type invariant);
-        // - `&mut self` serialises the commands sent through this `Vf`;
-        // - `dst` is `size` bytes of the heap allocation of a `LegacyBuf`
-        //   (kmalloc memory, never on the stack), borrowed mutably for the
-        //   call;
-        // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
-        //   valid only while a VF driver is attached, which holds while the
-        //   binding that made this `Vf` lasts: a `Vf` sends nothing after
-        //   `revoke()`, which its driver calls when the binding ends (the
-        //   contract of `with_legacy_io`), and `check()` above returned Ok.
-        let r = admin_result(unsafe { f(self.raw(), offset, size, dst.as_mut_ptr()) });
-        self.cmd_done(t, opcode, u64::from(size), &r);
-        r
+        self.legacy_cmd(cmd, offset, buf, at, len)
     }
 
     /// `LEGACY_COMMON_CFG_WRITE` or `LEGACY_DEV_CFG_WRITE` of bytes
@@ -260,33 +237,53 @@ impl Vf {
         at: usize,
         len: usize,
     ) -> Result {
-        self.check()?;
-        let size = u8::try_from(len).map_err(|_| EINVAL)?;
-        let src = buf
-            .0
-            .get_mut(at..at.checked_add(len).ok_or(EINVAL)?)
-            .ok_or(EINVAL)?;
-        let (f, opcode): (LegacyIoFn, u32) = match area {
+        let cmd = match area {
             LegacyArea::Common => (
-                bindings::virtio_pci_admin_legacy_common_io_write,
+                bindings::virtio_pci_admin_legacy_common_io_write as LegacyIoFn,
                 bindings::VIRTIO_ADMIN_CMD_LEGACY_COMMON_CFG_WRITE,
             ),
             LegacyArea::Device => (
-                bindings::virtio_pci_admin_legacy_device_io_write,
+                bindings::virtio_pci_admin_legacy_device_io_write as LegacyIoFn,
                 bindings::VIRTIO_ADMIN_CMD_LEGACY_DEV_CFG_WRITE,
             ),
         };
+        self.legacy_cmd(cmd, offset, buf, at, len)
+    }
+
+    /// One of the four legacy register commands, `(function, opcode)`, on
+    /// bytes `at..at + len` of `buf`.
+    #[cfg(virtio_rs_legacy)]
+    fn legacy_cmd(
+        &mut self,
+        (f, opcode): (LegacyIoFn, u32),
+        offset: u8,
+        buf: &mut LegacyBuf,
+        at: usize,
+        len: usize,
+    ) -> Result {
+        self.check()?;
+        let size = u8::try_from(len).map_err(|_| EINVAL)?;
+        let bytes = buf
+            .0
+            .get_mut(at..at.checked_add(len).ok_or(EINVAL)?)
+            .ok_or(EINVAL)?;
         let t = self.cmd_start();
-        // SAFETY: the legacy write functions need a valid VF `struct pci_dev`
-        // whose commands the caller serialises, with a VF driver attached,
-        // and `size` readable bytes (they copy them into the command):
+        // SAFETY: the legacy read and write functions need a valid VF
+        // `struct pci_dev` whose commands the caller serialises, with a VF
+        // driver attached, and `size` bytes of memory: a write copies them
+        // into its command; a read puts them in a scatterlist as the
+        // command's result, which the PF layer may map for DMA:
         // - `pdev` is valid: we hold a reference on it (type invariant);
         // - `&mut self` serialises the commands sent through this `Vf`;
-        // - `src` is `size` bytes of a `LegacyBuf`, borrowed for the call
-        //   (the C prototype takes `u8 *` but only reads them);
+        // - `bytes` is `size` bytes of the heap allocation of a `LegacyBuf`
+        //   (kmalloc memory, never on the stack), borrowed mutably for the
+        //   call;
         // - the PF layer finds the PF through `pci_iov_get_pf_drvdata()`,
-        //   valid only while a VF driver is attached: see `legacy_read`.
-        let r = admin_result(unsafe { f(self.raw(), offset, size, src.as_mut_ptr()) });
+        //   valid only while a VF driver is attached, which holds while the
+        //   binding that made this `Vf` lasts: a `Vf` sends nothing after
+        //   `revoke()`, which its driver calls when the binding ends (the
+        //   contract of `with_legacy_io`), and `check()` above returned Ok.
+        let r = admin_result(unsafe { f(self.raw(), offset, size, bytes.as_mut_ptr()) });
         self.cmd_done(t, opcode, u64::from(size), &r);
         r
     }
@@ -306,7 +303,7 @@ impl Vf {
         // - `pdev` is valid: we hold a reference on it (type invariant);
         // - `&mut self` serialises the commands sent through this `Vf`;
         // - `bar` and `offset` are locals, valid for writes;
-        // - the PF is found as in `legacy_read`, and `check()` returned Ok.
+        // - the PF is found as in `legacy_cmd`, and `check()` returned Ok.
         let r = admin_result(unsafe {
             bindings::virtio_pci_admin_legacy_io_notify_info(
                 self.raw(),
