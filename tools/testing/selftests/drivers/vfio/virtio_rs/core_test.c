@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -138,7 +139,24 @@ TEST_F_TIMEOUT(vf, core_bind_unbind_cycles, 600)
 	}
 	ASSERT_EQ(0, dev_driver(self->vf, drv, sizeof(drv)));
 	EXPECT_STREQ(VIRTIO_RS_DRIVER, drv);
+	/*
+	 * kmemleak reports a leak only in a scan after the one that first
+	 * saw the object (with the same checksum). In the test VM, the two
+	 * scans after the last test (tools/vm/init) report every leak since
+	 * boot on the console, where the runner counts it as a failure: these
+	 * cycles' leaks too, which stay unreferenced until then.
+	 */
+	if (getenv("VIRTIO_RS_KMEMLEAK_AT_EXIT")) {
+		TH_LOG("kmemleak: left to the scans at the end of the VM run");
+		return;
+	}
 	ret = kmemleak_new_leaks(&kmemleak, leak, sizeof(leak));
+	if (ret >= 0) {
+		int more = kmemleak_new_leaks(&kmemleak, leak + strlen(leak),
+					      sizeof(leak) - strlen(leak));
+
+		ret = more < 0 ? more : ret + more;
+	}
 	EXPECT_EQ(0, ret) TH_LOG("kmemleak: %d suspected leaks, first: %s", ret, leak);
 	if (!kmemleak)
 		TH_LOG("kmemleak not available: leak check skipped");

@@ -95,6 +95,18 @@ static int sh(char *out, size_t len, const char *fmt, ...)
 
 #define VIRSH "chroot " SYSROOT " timeout 600 virsh -q -c "
 
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Where a test's time goes: "what: N.N s" since *t, then *t = now. */
+#define TIMED(t, what) do { double _n = mono(); \
+	TH_LOG("time: %s %.1f s", what, _n - *(t)); *(t) = _n; } while (0)
+
 static int write_file(const char *path, const char *fmt, ...)
 {
 	va_list ap;
@@ -290,13 +302,34 @@ static int wait_socket(const char *uri)
 	return -ETIMEDOUT;
 }
 
+/*
+ * The daemons' PATH: Debian's for its services. libvirtd probes the QEMU
+ * binary it finds in PATH at start-up and caches the capabilities by path:
+ * with the VM's PATH (/bin first) it probed /bin/qemu-system-x86_64 and the
+ * first `virsh define` of a domain naming /usr/bin/qemu-system-x86_64 probed
+ * the same binary again (17 s under TCG).
+ */
+#define DAEMON_ENV "env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "
+/*
+ * Hidden from the daemons: libvirtd probes every qemu-system-* it finds (two
+ * QEMU processes each, KVM and TCG), and an i686 guest, which this test
+ * never defines, runs on qemu-system-x86_64 without it (35 s under TCG).
+ */
+#define QEMU_I386 SYSROOT "/usr/bin/qemu-system-i386"
+
 /* Source libvirtd in this namespace, destination in a private one. */
 static int start_daemons(void)
 {
-	int ret = sh(NULL, 0, "chroot " SYSROOT " /usr/sbin/libvirtd -d");
+	double t0 = mono();
+	int ret = 0;
 
+	if (!access(QEMU_I386, F_OK) && !is_mounted(QEMU_I386) &&
+	    mount("/dev/null", QEMU_I386, NULL, MS_BIND, NULL))
+		return -errno;
+	ret = sh(NULL, 0, "chroot " SYSROOT " " DAEMON_ENV "/usr/sbin/libvirtd -d");
 	if (!ret)
 		ret = wait_socket(SRC_URI);
+	fprintf(stderr, "# time: source libvirtd %.1f s\n", mono() - t0);
 	/* The destination reuses the source's QEMU capability cache. */
 	if (!ret)
 		ret = sh(NULL, 0,
@@ -306,9 +339,10 @@ static int start_daemons(void)
 			 "mount -t tmpfs log " SYSROOT "/var/log/libvirt && "
 			 "mkdir " SYSROOT "/var/log/libvirt/qemu && "
 			 "mount --bind " LV "/dst-etc " SYSROOT "/etc/libvirt && "
-			 "exec chroot " SYSROOT " /usr/sbin/libvirtd -d'");
+			 "exec chroot " SYSROOT " " DAEMON_ENV "/usr/sbin/libvirtd -d'");
 	if (!ret)
 		ret = wait_socket(DST_URI);
+	fprintf(stderr, "# time: both libvirtd %.1f s\n", mono() - t0);
 	return ret;
 }
 
@@ -377,6 +411,7 @@ FIXTURE_SETUP(libvirt)
 {
 	struct utsname u;
 	char pf[256];
+	double t = mono();
 
 	if (!qemu_available())
 		SKIP(return, "no QEMU in this VM (boot it with tools/vm/run --sysroot)");
@@ -384,6 +419,8 @@ FIXTURE_SETUP(libvirt)
 		SKIP(return, "no libvirtd in the sysroot (tools/env/setup installs it)");
 	if (is_mounted(MODDIR))
 		umount(MODDIR);
+	if (access(LV "/daemons-up", F_OK) && is_mounted(QEMU_I386))
+		umount(QEMU_I386);
 	ASSERT_EQ(0, uname(&u));
 	snprintf(self->rel, sizeof(self->rel), "%s", u.release);
 	if (!module_loaded(SIM_MODULE))
@@ -405,8 +442,10 @@ FIXTURE_SETUP(libvirt)
 		ASSERT_EQ(0, host_bind(self->vf[i]));
 	/* QEMU's migration socket is TCP on loopback. */
 	ASSERT_EQ(0, sh(NULL, 0, "ip link set lo up"));
+	TIMED(&t, "setup: VFs on the host driver");
 	ASSERT_EQ(0, prepare_root());
 	ASSERT_EQ(0, mount_modules(self->rel, variant->sel == BY_ALIAS));
+	TIMED(&t, "setup: root and module tree");
 	/* The daemons outlive a test: libvirt_end stops them. */
 	if (access(LV "/daemons-up", F_OK)) {
 		ASSERT_EQ(0, start_daemons()) {
@@ -414,12 +453,14 @@ FIXTURE_SETUP(libvirt)
 			log_tail(_metadata, LV "/dst-libvirtd.log");
 		}
 		ASSERT_EQ(0, write_file(LV "/daemons-up", "\n"));
+		TIMED(&t, "setup: daemons");
 	}
 }
 
 FIXTURE_TEARDOWN(libvirt)
 {
 	char pf[256];
+	double t = mono();
 
 	if (!self->started)
 		return;
@@ -429,12 +470,14 @@ FIXTURE_TEARDOWN(libvirt)
 	if (self->defined)
 		sh(NULL, 0, VIRSH "'" SRC_URI "' undefine vf-guest >/dev/null 2>&1");
 	EXPECT_EQ(0, kill_all("qemu-system-x86")) TH_LOG("a QEMU outlived its domain");
+	TIMED(&t, "teardown: domain");
 	for (int i = 0; i < 2; i++)
 		EXPECT_EQ(0, unbind_and_clear(self->vf[i]));
 	snprintf(pf, sizeof(pf), "/sys/bus/pci/devices/%s/sriov_drivers_autoprobe", self->pf);
 	EXPECT_EQ(0, sysfs_write(pf, "0"));
 	EXPECT_EQ(0, sim_stat("objects")) TH_LOG("device objects left behind");
 	EXPECT_EQ(0, sim_ctl("clear"));
+	TIMED(&t, "teardown: VFs");
 }
 
 /* After the last libvirt test: stop both daemons, give /lib/modules back. */
@@ -444,6 +487,8 @@ FIXTURE_TEARDOWN(libvirt_end) {}
 
 TEST_F(libvirt_end, daemons_stop)
 {
+	double t = mono();
+
 	if (access(LV "/daemons-up", F_OK))
 		SKIP(return, "no libvirt daemons were started");
 	EXPECT_EQ(0, kill_all("libvirtd"));
@@ -451,6 +496,9 @@ TEST_F(libvirt_end, daemons_stop)
 	EXPECT_EQ(0, unlink(LV "/daemons-up"));
 	if (is_mounted(MODDIR))
 		EXPECT_EQ(0, umount(MODDIR));
+	if (is_mounted(QEMU_I386))
+		EXPECT_EQ(0, umount(QEMU_I386));
+	TIMED(&t, "daemons stopped");
 }
 
 /*
@@ -495,6 +543,7 @@ TEST_F_TIMEOUT(libvirt, managed_hostdev, 1200)
 	uint64_t h1, h2_before, h2;
 	struct timespec t0, t1;
 	int stopped, ret;
+	double t = mono();
 
 	ASSERT_EQ(0, write_domain(LV "/src.xml", self->vf[0], model));
 	ASSERT_EQ(0, write_domain(LV "/dst.xml", self->vf[1], model));
@@ -504,6 +553,7 @@ TEST_F_TIMEOUT(libvirt, managed_hostdev, 1200)
 	ASSERT_EQ(0, sh(out, sizeof(out), VIRSH "'" SRC_URI "' define " LV "/src.xml 2>&1")) TH_LOG("%s", out);
 	self->defined = true;
 	self->domain = 1;
+	TIMED(&t, "define");
 	ret = sh(out, sizeof(out), VIRSH "'" SRC_URI "' start vf-guest 2>&1");
 	ASSERT_EQ(0, ret) {
 		TH_LOG("virsh start: %s", out);
@@ -516,12 +566,14 @@ TEST_F_TIMEOUT(libvirt, managed_hostdev, 1200)
 	       self->vf[0], drv);
 	ASSERT_STREQ(variant->driver, drv);
 	EXPECT_TRUE(module_loaded(variant->driver)) TH_LOG("libvirt loaded the module");
+	TIMED(&t, "start");
 
 	if (variant->act == START_ONLY) {
 		ASSERT_EQ(0, sh(out, sizeof(out), VIRSH "'" SRC_URI "' destroy vf-guest 2>&1"))
 			TH_LOG("%s", out);
 		self->domain = 0;
 		given_back(_metadata, self->vf[0], 1, ours);
+		TIMED(&t, "destroy");
 		return;
 	}
 
@@ -580,6 +632,7 @@ TEST_F_TIMEOUT(libvirt, managed_hostdev, 1200)
 		EXPECT_EQ(0, strncmp(out, "running", 7)) TH_LOG("restored domain: %s", out);
 	}
 
+	TIMED(&t, "move");
 	/* The destination VF runs with the source VF's device state. */
 	ASSERT_EQ(0, dev_driver(self->vf[1], drv, sizeof(drv)));
 	EXPECT_STREQ(variant->driver, drv);
@@ -595,12 +648,14 @@ TEST_F_TIMEOUT(libvirt, managed_hostdev, 1200)
 	       sim_trace_count(VIRTIO_ADMIN_CMD_DEV_MODE_SET));
 	/* The source VF is back on the host, running. */
 	given_back(_metadata, self->vf[0], 1, ours);
+	TIMED(&t, "checks");
 
 	ASSERT_EQ(0, sh(out, sizeof(out), VIRSH "'%s' destroy vf-guest 2>&1",
 			variant->act == LIVE_MIGRATE ? DST_URI : SRC_URI))
 		TH_LOG("%s", out);
 	self->domain = 0;
 	given_back(_metadata, self->vf[1], 2, ours);
+	TIMED(&t, "destroy");
 }
 
 TEST_HARNESS_MAIN
