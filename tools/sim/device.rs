@@ -1344,12 +1344,28 @@ impl Sim {
         writer: &mut kernel::uaccess::UserSliceWriter,
         offset: &mut kernel::fs::file::Offset,
     ) -> Result<usize> {
-        let st = self.state.lock();
-        let v = st
-            .vfs
-            .get(usize::from(st.dump_vf).wrapping_sub(1))
-            .ok_or(EINVAL)?;
-        writer.write_slice_file(&v.state, offset)
+        // Copy the window out under the lock and write it to userspace
+        // after: a user copy may fault on a VFIO BAR mapping, whose fault
+        // handler takes vfio-pci's memory_lock, under which a reset sends
+        // admin commands into this device (lockdep saw that cycle).
+        let start = usize::try_from(*offset).map_err(|_| EINVAL)?;
+        let chunk = {
+            let st = self.state.lock();
+            let v = st
+                .vfs
+                .get(usize::from(st.dump_vf).wrapping_sub(1))
+                .ok_or(EINVAL)?;
+            let end = v
+                .state
+                .len()
+                .min(start.saturating_add(writer.len().min(BULK_CHUNK)));
+            let mut chunk = KVVec::new();
+            chunk.extend_from_slice(v.state.get(start..end).unwrap_or(&[]), GFP_KERNEL)?;
+            chunk
+        };
+        writer.write_slice(&chunk)?;
+        *offset = offset.saturating_add(i64::try_from(chunk.len()).map_err(|_| EINVAL)?);
+        Ok(chunk.len())
     }
 
     /// `raw` write: execute a command given as bytes — `le32 result
