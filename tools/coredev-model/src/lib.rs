@@ -218,8 +218,8 @@ impl<D> CoreDevice<D> {
                 // SAFETY: as for `slot`.
                 unsafe { (&raw mut (*this).data_init).write(true) };
             }
-            // SAFETY: non-NULL, and we own the initial reference.
             let dev = ARef {
+                // SAFETY: non-NULL, and we own the initial reference.
                 ptr: unsafe { NonNull::new_unchecked(this) },
             };
             res.map(|()| dev)
@@ -228,8 +228,8 @@ impl<D> CoreDevice<D> {
         {
             // The driver before the fix: the reference first, then writes
             // through pointers derived from `&Self`.
-            // SAFETY: non-NULL, and we own the initial reference.
             let dev = ARef {
+                // SAFETY: non-NULL, and we own the initial reference.
                 ptr: unsafe { NonNull::new_unchecked(this) },
             };
             let slot = dev.data.as_ptr().cast_mut();

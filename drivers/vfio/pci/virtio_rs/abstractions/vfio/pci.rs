@@ -746,20 +746,27 @@ impl<'a, T: Driver> OpenDevice<'a, T> {
 
     /// The address of `len` bytes at `offset` in mapped memory BAR `bar`.
     fn bar_addr(&self, bar: u8, offset: u64, len: u64) -> Result<*mut c_void> {
-        // SAFETY: the helper reads `barmap[bar]` of this opened device
-        // (`bar` is range-checked there), set by `vfio_pci_core_enable()`
-        // and unchanged until `vfio_pci_core_disable()` (type invariant),
-        // so the read races with no writer.
-        let base =
-            unsafe { bindings::virtio_rs_helper_vfio_pci_barmap(self.0.core(), u32::from(bar)) };
+        let core = self.0.core();
+        let pdev = self.0.pdev();
+        let base = {
+            // SAFETY: the helper reads `barmap[bar]` of this opened device
+            // (`bar` is range-checked there), set by `vfio_pci_core_enable()`
+            // and unchanged until `vfio_pci_core_disable()` (type invariant),
+            // so the read races with no writer.
+            unsafe { bindings::virtio_rs_helper_vfio_pci_barmap(core, u32::from(bar)) }
+        };
         let base = kernel::error::from_err_ptr(base)?;
-        // SAFETY: `pdev()` is the valid PCI device of this live object and
-        // `bar` is a standard BAR (it is mapped); its resource is fixed.
-        let size =
-            unsafe { bindings::virtio_rs_helper_pci_resource_len(self.0.pdev(), c_int::from(bar)) };
-        // SAFETY: as above, for the resource flags.
-        let flags = unsafe {
-            bindings::virtio_rs_helper_pci_resource_flags(self.0.pdev(), c_int::from(bar))
+        let size = {
+            // SAFETY: `pdev` is the valid PCI device of this live object and
+            // `bar` is a standard BAR (it is mapped); its resource is fixed
+            // while a driver is bound.
+            unsafe { bindings::virtio_rs_helper_pci_resource_len(pdev, c_int::from(bar)) }
+        };
+        let flags = {
+            // SAFETY: `pdev` is the valid PCI device of this live object and
+            // `bar` a standard BAR; its resource flags are fixed while a
+            // driver is bound.
+            unsafe { bindings::virtio_rs_helper_pci_resource_flags(pdev, c_int::from(bar)) }
         };
         // CAST: IORESOURCE_MEM is a flag bit of `unsigned long` flags.
         if flags & (bindings::IORESOURCE_MEM as usize) == 0 {
