@@ -22,7 +22,9 @@
 //!   `fail <opcode> <nth> <status>`, `short <opcode> <nth> <bytes>`,
 //!   `delay <opcode> <nth> <ms>` (fault injection on the nth next command of
 //!   that opcode), `resize <vf> <delta>` (the state changes size right after
-//!   the next METADATA_GET), `dump <vf>`, `vq_size <n>` (descriptors of the
+//!   the next METADATA_GET), `dump <vf>`, `notify_at <bar> <offset>`
+//!   (LEGACY_NOTIFY_INFO answers that address, a misbehaving device;
+//!   `notify_at auto` restores the VF's own), `vq_size <n>` (descriptors of the
 //!   virtual admin queue), `isr <vf> <value>` (the legacy ISR byte, as a
 //!   device interrupt would set it), `clear` (counters, trace, faults).
 
@@ -159,6 +161,16 @@ fn ctl(sim: &Arc<Sim>, reader: &mut UserSliceReader) -> Result {
         }
         Some("dump") => sim.set_dump_vf(num(w.next())?),
         Some("isr") => sim.set_isr(num(w.next())?, num(w.next())?),
+        Some("notify_at") => match w.next() {
+            Some("auto") => {
+                sim.set_notify_at(None);
+                Ok(())
+            }
+            bar => {
+                sim.set_notify_at(Some((num(bar)?, num(w.next())?)));
+                Ok(())
+            }
+        },
         Some("vq_size") => {
             sim.set_vq_size(num(w.next())?);
             Ok(())

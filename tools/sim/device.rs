@@ -323,6 +323,9 @@ struct State {
     over_vq: u64,
     detached: bool,
     dump_vf: u16,
+    /// LEGACY_NOTIFY_INFO's answer forced by ctl `notify_at` (a device
+    /// that reports a bad address), instead of the VF's capability.
+    notify_at: Option<(u8, u64)>,
 }
 
 /// Reply of the last command injected through debugfs `raw`.
@@ -557,6 +560,7 @@ impl Sim {
             over_vq: 0,
             detached: false,
             dump_vf: 1,
+            notify_at: None,
         };
         Arc::pin_init(
             pin_init!(Self {
@@ -937,6 +941,12 @@ impl State {
             return Reply::err(status::EINVAL, qual::INVALID_MEMBER);
         };
         let mut out = [0u8; NOTIFY_INFO_LEN];
+        if let Some((bar, offset)) = self.notify_at {
+            out[0] = NOTIFY_INFO_MEMBER;
+            out[1] = bar;
+            out[8..16].copy_from_slice(&offset.to_le_bytes());
+            return write_result(result, &out);
+        }
         match pf.vf_common_cfg(id) {
             Ok(Some((bar, offset))) => {
                 out[0] = NOTIFY_INFO_MEMBER;
@@ -1201,6 +1211,12 @@ impl Sim {
             .ok_or(EINVAL)?;
         v.isr = isr;
         Ok(())
+    }
+
+    /// Answer LEGACY_NOTIFY_INFO with `bar`/`offset` for every VF (`None`:
+    /// the VF's common configuration again).
+    pub(crate) fn set_notify_at(&self, at: Option<(u8, u64)>) {
+        self.state.lock().notify_at = at;
     }
 
     pub(crate) fn resize_after_metadata(&self, vf: u16, delta: i64) -> Result {

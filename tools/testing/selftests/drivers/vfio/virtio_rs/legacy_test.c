@@ -750,6 +750,53 @@ FIXTURE_TEARDOWN(lsim)
 	lenv_teardown(_metadata, &self->e);
 }
 
+/*
+ * A device that reports a bad notify address (ours only: upstream's driver
+ * adds the offset to its BAR mapping unchecked and would do the MMIO there).
+ * Past the end of its BAR: the probe succeeds, the open fails with EINVAL
+ * and says why; the last two bytes of the BAR are fine; a BAR the VF does
+ * not have: the probe fails.
+ */
+TEST_F(lsim, legacy_bad_notify_address)
+{
+	struct lenv *e = &self->e;
+	struct vfio_region_info bar4;
+	struct vfio_dev d;
+	char drv[64];
+	int ret;
+
+	/* The size of the BAR the simulated PF points at (BAR 4). */
+	ASSERT_EQ(0, bind_driver_override(e->vf[0], VIRTIO_RS_DRIVER));
+	ASSERT_EQ(0, vfio_open_cdev(e->vf[0], &d));
+	ASSERT_EQ(0, vfio_region(&d, VFIO_PCI_BAR4_REGION_INDEX, &bar4));
+	vfio_close(&d);
+	ASSERT_LT(2, bar4.size);
+
+	ASSERT_EQ(0, sim_ctl("notify_at 4 0x%llx", (unsigned long long)bar4.size - 1));
+	ASSERT_EQ(0, kmsg_watch_collect(&e->kmsg));
+	ASSERT_EQ(0, bind_driver_override(e->vf[0], VIRTIO_RS_DRIVER));
+	ret = vfio_open_cdev(e->vf[0], &d);
+	vfio_close(&d);
+	EXPECT_EQ(-EINVAL, ret);
+	ASSERT_EQ(0, kmsg_watch_collect(&e->kmsg));
+	EXPECT_TRUE(kmsg_find(&e->kmsg, "not usable"));
+
+	ASSERT_EQ(0, sim_ctl("notify_at 4 0x%llx", (unsigned long long)bar4.size - 2));
+	ASSERT_EQ(0, bind_driver_override(e->vf[0], VIRTIO_RS_DRIVER));
+	ret = vfio_open_cdev(e->vf[0], &d);
+	vfio_close(&d);
+	EXPECT_EQ(0, ret);
+
+	ASSERT_EQ(0, sim_ctl("notify_at 0 0"));
+	ASSERT_EQ(0, kmsg_watch_collect(&e->kmsg));
+	EXPECT_NE(0, bind_driver_override(e->vf[0], VIRTIO_RS_DRIVER));
+	ret = dev_driver(e->vf[0], drv, sizeof(drv));
+	EXPECT_FALSE(ret == 0 && !strcmp(drv, VIRTIO_RS_DRIVER)) TH_LOG("bound despite BAR 0");
+	ASSERT_EQ(0, kmsg_watch_collect(&e->kmsg));
+	EXPECT_TRUE(kmsg_find(&e->kmsg, "which the VF does not have"));
+	EXPECT_EQ(0, sim_ctl("notify_at auto"));
+}
+
 /* One run of the script on VF1 bound to driver: the accesses and commands. */
 static int diff_run(struct __test_metadata *_metadata, struct lenv *e, const char *driver,
 		    bool perturb, char **acc, int *nacc, char **cmds, int *ncmds)
