@@ -99,7 +99,13 @@ int qmp(struct qemu *q, char *reply, size_t len, const char *fmt, ...)
 int qemu_start(struct qemu *q, const char *name, const char *bdf, const char *vfio_opts,
 	       const char *extra)
 {
-	char cmdline[2048], qmp_path[128], line[4096], *argv[96], *tok, *save;
+	return qemu_start_guest(q, name, bdf, vfio_opts, extra, NULL);
+}
+
+int qemu_start_guest(struct qemu *q, const char *name, const char *bdf, const char *vfio_opts,
+		     const char *extra, const struct qemu_guest *g)
+{
+	char cmdline[2048], qmp_path[128], line[4096], serial[96], *argv[96], *tok, *save;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	double end;
 	int argc = 0;
@@ -108,15 +114,32 @@ int qemu_start(struct qemu *q, const char *name, const char *bdf, const char *vf
 	snprintf(q->name, sizeof(q->name), "%s", name);
 	snprintf(qmp_path, sizeof(qmp_path), "/tmp/%s.qmp", name);
 	unlink(qmp_path);
+	snprintf(serial, sizeof(serial), "none");
+	if (g && g->console)
+		snprintf(serial, sizeof(serial), "file:/tmp/%s.console", name);
 	snprintf(cmdline, sizeof(cmdline),
 		 QEMU_BIN " -name %s -nodefaults -display none -machine q35 -accel tcg"
-		 " -m 64 -smp 1 -serial none -monitor none"
+		 " -m %d -smp 1 -serial %s -monitor none"
 		 " -qmp unix:%s,server=on,wait=off -D /tmp/%s.log"
 		 " -trace vfio_migration_set_device_state -trace vfio_load_*"
 		 " -device vfio-pci,host=%s,rombar=0,id=vf0%s%s %s",
-		 name, qmp_path, name, bdf, *vfio_opts ? "," : "", vfio_opts, extra);
-	for (tok = strtok_r(cmdline, " ", &save); tok && argc < 95; tok = strtok_r(NULL, " ", &save))
+		 name, g && g->mem_mb ? g->mem_mb : 64, serial, qmp_path, name, bdf,
+		 *vfio_opts ? "," : "", vfio_opts, extra);
+	for (tok = strtok_r(cmdline, " ", &save); tok && argc < 88; tok = strtok_r(NULL, " ", &save))
 		argv[argc++] = tok;
+	/* Kernel arguments whole (the command line has spaces). */
+	if (g && g->kernel) {
+		argv[argc++] = "-kernel";
+		argv[argc++] = (char *)g->kernel;
+	}
+	if (g && g->initrd) {
+		argv[argc++] = "-initrd";
+		argv[argc++] = (char *)g->initrd;
+	}
+	if (g && g->append) {
+		argv[argc++] = "-append";
+		argv[argc++] = (char *)g->append;
+	}
 	argv[argc] = NULL;
 
 	q->pid = fork();

@@ -35,6 +35,24 @@ int qemu_start(struct qemu *q, const char *name, const char *bdf, const char *vf
 	       const char *extra);
 
 /*
+ * What a guest boots, beyond SeaBIOS idling: guest memory (0: 64 MiB), a
+ * kernel, initramfs and command line (-kernel/-initrd/-append, paths as the
+ * sysroot sees them: /tmp is the VM's /tmp), and the first serial port into
+ * the file /tmp/<name>.console (console: true).
+ */
+struct qemu_guest {
+	int mem_mb;
+	const char *kernel;
+	const char *initrd;
+	const char *append;
+	bool console;
+};
+
+/* qemu_start() with a guest g (NULL: qemu_start()). */
+int qemu_start_guest(struct qemu *q, const char *name, const char *bdf, const char *vfio_opts,
+		     const char *extra, const struct qemu_guest *g);
+
+/*
  * One QMP command (a JSON object). Returns 0 on {"return"...}, -EIO on
  * {"error"...}, -errno on I/O failure; the reply line goes to reply.
  */
