@@ -219,8 +219,11 @@ static int program(struct vf *v, unsigned int salt)
 	dev = rd32(v, VIRTIO_PCI_COMMON_DF);
 	wr32(v, VIRTIO_PCI_COMMON_DFSELECT, 1);
 	dev |= (uint64_t)rd32(v, VIRTIO_PCI_COMMON_DF) << 32;
-	/* VERSION_1, MAC, STATUS, CTRL_VQ, CTRL_RX: what the parts must carry. */
-	want = dev & (1ull << 32 | 1ull << 5 | 1ull << 16 | 1ull << 17 | 1ull << 18);
+	/*
+	 * VERSION_1, MAC, STATUS, CTRL_VQ, CTRL_RX: what the parts must carry;
+	 * ACCESS_PLATFORM, which a device that offers it requires.
+	 */
+	want = dev & (1ull << 32 | 1ull << 33 | 1ull << 5 | 1ull << 16 | 1ull << 17 | 1ull << 18);
 	if (!(want & 1ull << 32))
 		return -ENOTSUP;
 	wr32(v, VIRTIO_PCI_COMMON_GFSELECT, 0);
