@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/pci_regs.h>
@@ -486,6 +487,212 @@ TEST_F_TIMEOUT(avq, avq_real_state_migrates, 120)
 	EXPECT_EQ(0, after_reset.status);
 	EXPECT_EQ(0, memcmp(after_reset.mac, dst_default.mac, 6)) TH_LOG("MAC not reset");
 	EXPECT_EQ(S_RUN, mig_get_state(b->d.device_fd));
+}
+
+/*
+ * Large device parts over the real queue: a source VF given a test pad
+ * (the patched QEMU's x-parts-pad=N, an OPTIONAL part of type 0x5ff and N
+ * bytes, last in its parts) migrates into another VF. The pad must arrive
+ * in the stream intact (every byte is a function of its offset), and the
+ * destination must take the parts (QEMU ignores the pad at SET) and read
+ * what the source did. Which VFs: AVQ_BIG_SRC and AVQ_BIG_DST (VF numbers,
+ * default 3 and 4); AVQ_BIG_PAD, when set, is the pad size the source must
+ * have. A source without a pad skips (a VM not booted with one).
+ */
+#define PAD_TYPE 0x5ff
+
+static unsigned int env_uint(const char *name, unsigned int def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? strtoul(v, NULL, 0) : def;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Find the pad part in a stream (records of a 16-byte header and a
+ * payload of device parts). Returns its value length, -1 if none, -2 if
+ * the stream or the pad is malformed (*bad: offset of the first bad
+ * byte inside the pad).
+ */
+static long stream_pad(const uint8_t *s, size_t len, long *bad)
+{
+	size_t pos = 0;
+	long found = -1;
+
+	*bad = -1;
+	while (pos < len) {
+		uint64_t rsize;
+		size_t end, p;
+
+		if (len - pos < 16)
+			return -2;
+		rsize = s[pos] | (uint64_t)s[pos + 1] << 8 | (uint64_t)s[pos + 2] << 16 |
+			(uint64_t)s[pos + 3] << 24 | (uint64_t)s[pos + 4] << 32 |
+			(uint64_t)s[pos + 5] << 40 | (uint64_t)s[pos + 6] << 48 |
+			(uint64_t)s[pos + 7] << 56;
+		pos += 16;
+		if (rsize > len - pos)
+			return -2;
+		end = pos + rsize;
+		for (p = pos; p < end;) {
+			uint16_t type;
+			uint32_t vlen;
+
+			if (end - p < 16)
+				return -2;
+			type = s[p] | s[p + 1] << 8;
+			vlen = s[p + 12] | s[p + 13] << 8 | s[p + 14] << 16 |
+			       (uint32_t)s[p + 15] << 24;
+			if (vlen > end - p - 16)
+				return -2;
+			if (type == PAD_TYPE) {
+				const uint8_t *v = s + p + 16;
+
+				found = vlen;
+				for (uint32_t i = 0; i < vlen; i++) {
+					if (v[i] != (uint8_t)(i + (i >> 12) * 13)) {
+						*bad = i;
+						return -2;
+					}
+				}
+			}
+			p += 16 + vlen;
+		}
+		pos = end;
+	}
+	return found;
+}
+
+FIXTURE(avq_big)
+{
+	char pf[32];
+	struct vf vf[2];
+};
+
+FIXTURE_VARIANT(avq_big)
+{
+	const char *src, *dst;
+};
+
+FIXTURE_VARIANT_ADD(avq_big, ours_to_ours)
+{
+	.src = VIRTIO_RS_DRIVER, .dst = VIRTIO_RS_DRIVER,
+};
+
+FIXTURE_VARIANT_ADD(avq_big, upstream_to_upstream)
+{
+	.src = VIRTIO_C_DRIVER, .dst = VIRTIO_C_DRIVER,
+};
+
+FIXTURE_VARIANT_ADD(avq_big, ours_to_upstream)
+{
+	.src = VIRTIO_RS_DRIVER, .dst = VIRTIO_C_DRIVER,
+};
+
+FIXTURE_VARIANT_ADD(avq_big, upstream_to_ours)
+{
+	.src = VIRTIO_C_DRIVER, .dst = VIRTIO_RS_DRIVER,
+};
+
+FIXTURE_SETUP(avq_big)
+{
+	int idx[2] = { env_uint("AVQ_BIG_SRC", 3) - 1, env_uint("AVQ_BIG_DST", 4) - 1 };
+	char why[160];
+
+	memset(self->vf, 0, sizeof(self->vf));
+	ASSERT_EQ(0, find_sriov_pf(self->pf, sizeof(self->pf)));
+	if (!admin_vq_in_use(self->pf, why, sizeof(why)))
+		SKIP(return, "%s", why);
+	for (int i = 0; i < 2; i++) {
+		if (pf_vf_bdf(self->pf, idx[i], self->vf[i].bdf, sizeof(self->vf[i].bdf)))
+			SKIP(return, "no VF %d", idx[i] + 1);
+		unbind_and_clear(self->vf[i].bdf);
+	}
+	if (!module_loaded(VIRTIO_RS_DRIVER))
+		ASSERT_EQ(0, modprobe(VIRTIO_RS_DRIVER));
+	if (!module_loaded(VIRTIO_C_DRIVER))
+		ASSERT_EQ(0, modprobe(VIRTIO_C_DRIVER));
+	ASSERT_EQ(0, bind_driver_override(self->vf[0].bdf, variant->src));
+	ASSERT_EQ(0, bind_driver_override(self->vf[1].bdf, variant->dst));
+	ASSERT_EQ(0, vf_open(&self->vf[0])) TH_LOG("%s", self->vf[0].bdf);
+	ASSERT_EQ(0, vf_open(&self->vf[1])) TH_LOG("%s", self->vf[1].bdf);
+}
+
+FIXTURE_TEARDOWN(avq_big)
+{
+	for (int i = 0; i < 2; i++) {
+		vf_close(&self->vf[i]);
+		if (self->vf[i].bdf[0])
+			unbind_and_clear(self->vf[i].bdf);
+	}
+}
+
+TEST_F_TIMEOUT(avq_big, avq_big_context_migrates, 600)
+{
+	struct vf_regs src, dst;
+	struct vf *a = &self->vf[0], *b = &self->vf[1];
+	unsigned int want = env_uint("AVQ_BIG_PAD", 0);
+	double t0, t1, t2, t3, t4, t5;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	long pad, bad;
+	ssize_t n;
+	int fd;
+
+	ASSERT_EQ(0, program(a, 0));
+	read_regs(a, &src);
+	ksft_print_msg("avq_big: %s (%s) -> %s (%s)\n", a->bdf, variant->src, b->bdf,
+		       variant->dst);
+	t0 = now_s();
+	ASSERT_EQ(0, mig_set_state(a->d.device_fd, S_SC, &fd));
+	ASSERT_GE(fd, 0);
+	t1 = now_s();
+	n = mig_read_all(fd, &buf, &len, 1 << 20, 0);
+	t2 = now_s();
+	close(fd);
+	ASSERT_GT(n, 16) TH_LOG("read: %zd", n);
+	ASSERT_EQ(0, mig_set_state(a->d.device_fd, S_RUN, NULL));
+	pad = stream_pad(buf, len, &bad);
+	ksft_print_msg("avq_big: stream %zu bytes, pad %ld; STOP_COPY %.3f s, read %.3f s\n",
+		       len, pad, t1 - t0, t2 - t1);
+	ASSERT_NE(-2, pad) TH_LOG("malformed stream or pad (pad byte %ld)", bad);
+	if (pad < 0) {
+		free(buf);
+		SKIP(return, "VF %s has no pad part (boot with x-parts-pad)", a->bdf);
+	}
+	if (want)
+		ASSERT_EQ(want, pad);
+
+	t3 = now_s();
+	ASSERT_EQ(0, mig_set_state(b->d.device_fd, S_RES, &fd));
+	ASSERT_GE(fd, 0);
+	EXPECT_EQ(0, mig_write_all(fd, buf, len, 1 << 20));
+	t4 = now_s();
+	close(fd);
+	ASSERT_EQ(0, mig_set_state(b->d.device_fd, S_RUN, NULL));
+	t5 = now_s();
+	ksft_print_msg("avq_big: RESUMING+write %.3f s, RUNNING %.3f s\n", t4 - t3, t5 - t4);
+	free(buf);
+
+	read_regs(b, &dst);
+	EXPECT_EQ(src.status, dst.status);
+	EXPECT_EQ(src.drv_features[0], dst.drv_features[0]);
+	EXPECT_EQ(src.queue_select, dst.queue_select);
+	for (int q = 0; q < NQ; q++) {
+		EXPECT_EQ(src.q[q].size, dst.q[q].size) TH_LOG("queue %d", q);
+		EXPECT_EQ(src.q[q].desc, dst.q[q].desc) TH_LOG("queue %d", q);
+	}
+	EXPECT_EQ(0, memcmp(src.mac, dst.mac, 6)) TH_LOG("the MAC did not move");
+	ASSERT_EQ(0, ioctl(b->d.device_fd, VFIO_DEVICE_RESET));
+	ASSERT_EQ(0, ioctl(a->d.device_fd, VFIO_DEVICE_RESET));
 }
 
 TEST_HARNESS_MAIN
