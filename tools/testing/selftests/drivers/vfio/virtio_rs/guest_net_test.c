@@ -81,7 +81,7 @@ struct pinger {
 	struct sockaddr_in dst;
 	int interval_us;
 	pthread_t tx, rx;
-	atomic_int stop;
+	atomic_int stop_tx, stop;	/* requests; replies too */
 	atomic_uint sent;		/* sequence numbers used */
 	atomic_uint received, dups;
 	double *tsend, *trecv;		/* [MAXSEQ], 0: none */
@@ -108,7 +108,7 @@ static void *pinger_tx(void *arg)
 	struct timespec next;
 
 	clock_gettime(CLOCK_MONOTONIC, &next);
-	while (!atomic_load(&p->stop)) {
+	while (!atomic_load(&p->stop_tx)) {
 		unsigned int seq = atomic_load(&p->sent);
 		struct {
 			struct icmphdr h;
@@ -225,9 +225,11 @@ static void pinger_stop(struct pinger *p)
 	if (!p->tsend)
 		return;
 	if (p->fd > 0) {
-		atomic_store(&p->stop, 1);
+		/* Requests stop first; the receiver counts the late replies. */
+		atomic_store(&p->stop_tx, 1);
 		pthread_join(p->tx, NULL);
 		pinger_drain(p);
+		atomic_store(&p->stop, 1);
 		pthread_join(p->rx, NULL);
 		close(p->fd);
 		p->fd = -1;
