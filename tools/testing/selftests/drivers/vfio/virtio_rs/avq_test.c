@@ -341,6 +341,35 @@ static int trace_count(const char *bdf, char *buf, size_t len)
 	return total;
 }
 
+/*
+ * Unbind the two VFs (their bdf set), bind them to the source's and the
+ * destination's driver and open them. NULL, or what failed.
+ */
+static const char *vf_pair_open(struct vf vf[2], const char *src, const char *dst)
+{
+	for (int i = 0; i < 2; i++)
+		unbind_and_clear(vf[i].bdf);
+	if (!module_loaded(VIRTIO_RS_DRIVER) && modprobe(VIRTIO_RS_DRIVER))
+		return "modprobe " VIRTIO_RS_DRIVER;
+	if (!module_loaded(VIRTIO_C_DRIVER) && modprobe(VIRTIO_C_DRIVER))
+		return "modprobe " VIRTIO_C_DRIVER;
+	if (bind_driver_override(vf[0].bdf, src) || bind_driver_override(vf[1].bdf, dst))
+		return "binding the drivers";
+	for (int i = 0; i < 2; i++)
+		if (vf_open(&vf[i]))
+			return vf[i].bdf;
+	return NULL;
+}
+
+static void vf_pair_close(struct vf vf[2])
+{
+	for (int i = 0; i < 2; i++) {
+		vf_close(&vf[i]);
+		if (vf[i].bdf[0])
+			unbind_and_clear(vf[i].bdf);
+	}
+}
+
 FIXTURE(avq)
 {
 	char pf[32];
@@ -374,33 +403,22 @@ FIXTURE_VARIANT_ADD(avq, upstream_to_upstream)
 
 FIXTURE_SETUP(avq)
 {
+	const char *err;
 	char why[160];
 
 	memset(self->vf, 0, sizeof(self->vf));
 	ASSERT_EQ(0, find_sriov_pf(self->pf, sizeof(self->pf)));
 	if (!admin_vq_in_use(self->pf, why, sizeof(why)))
 		SKIP(return, "%s", why);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2; i++)
 		ASSERT_EQ(0, pf_vf_bdf(self->pf, i, self->vf[i].bdf, sizeof(self->vf[i].bdf)));
-		unbind_and_clear(self->vf[i].bdf);
-	}
-	if (!module_loaded(VIRTIO_RS_DRIVER))
-		ASSERT_EQ(0, modprobe(VIRTIO_RS_DRIVER));
-	if (!module_loaded(VIRTIO_C_DRIVER))
-		ASSERT_EQ(0, modprobe(VIRTIO_C_DRIVER));
-	ASSERT_EQ(0, bind_driver_override(self->vf[0].bdf, variant->src));
-	ASSERT_EQ(0, bind_driver_override(self->vf[1].bdf, variant->dst));
-	ASSERT_EQ(0, vf_open(&self->vf[0])) TH_LOG("%s", self->vf[0].bdf);
-	ASSERT_EQ(0, vf_open(&self->vf[1])) TH_LOG("%s", self->vf[1].bdf);
+	err = vf_pair_open(self->vf, variant->src, variant->dst);
+	ASSERT_TRUE(!err) TH_LOG("%s", err);
 }
 
 FIXTURE_TEARDOWN(avq)
 {
-	for (int i = 0; i < 2; i++) {
-		vf_close(&self->vf[i]);
-		if (self->vf[i].bdf[0])
-			unbind_and_clear(self->vf[i].bdf);
-	}
+	vf_pair_close(self->vf);
 }
 
 /* Both drivers see a migratable VF over the real queue. */
@@ -605,34 +623,23 @@ FIXTURE_VARIANT_ADD(avq_big, upstream_to_ours)
 FIXTURE_SETUP(avq_big)
 {
 	int idx[2] = { env_uint("AVQ_BIG_SRC", 3) - 1, env_uint("AVQ_BIG_DST", 4) - 1 };
+	const char *err;
 	char why[160];
 
 	memset(self->vf, 0, sizeof(self->vf));
 	ASSERT_EQ(0, find_sriov_pf(self->pf, sizeof(self->pf)));
 	if (!admin_vq_in_use(self->pf, why, sizeof(why)))
 		SKIP(return, "%s", why);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2; i++)
 		if (pf_vf_bdf(self->pf, idx[i], self->vf[i].bdf, sizeof(self->vf[i].bdf)))
 			SKIP(return, "no VF %d", idx[i] + 1);
-		unbind_and_clear(self->vf[i].bdf);
-	}
-	if (!module_loaded(VIRTIO_RS_DRIVER))
-		ASSERT_EQ(0, modprobe(VIRTIO_RS_DRIVER));
-	if (!module_loaded(VIRTIO_C_DRIVER))
-		ASSERT_EQ(0, modprobe(VIRTIO_C_DRIVER));
-	ASSERT_EQ(0, bind_driver_override(self->vf[0].bdf, variant->src));
-	ASSERT_EQ(0, bind_driver_override(self->vf[1].bdf, variant->dst));
-	ASSERT_EQ(0, vf_open(&self->vf[0])) TH_LOG("%s", self->vf[0].bdf);
-	ASSERT_EQ(0, vf_open(&self->vf[1])) TH_LOG("%s", self->vf[1].bdf);
+	err = vf_pair_open(self->vf, variant->src, variant->dst);
+	ASSERT_TRUE(!err) TH_LOG("%s", err);
 }
 
 FIXTURE_TEARDOWN(avq_big)
 {
-	for (int i = 0; i < 2; i++) {
-		vf_close(&self->vf[i]);
-		if (self->vf[i].bdf[0])
-			unbind_and_clear(self->vf[i].bdf);
-	}
+	vf_pair_close(self->vf);
 }
 
 TEST_F_TIMEOUT(avq_big, avq_big_context_migrates, 600)
