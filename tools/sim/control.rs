@@ -6,7 +6,8 @@
 //!   hash, parts reads and sets, whether the state validates;
 //! - `stats` (read): live objects, negotiated limits, commands sleeping in
 //!   a `delay` fault (`delaying`), commands that a real
-//!   admin queue of `vq_size` descriptors could not take, counters by opcode;
+//!   admin queue of `vq_size` descriptors could not take, the most
+//!   descriptors one command needed (`max_descs`), counters by opcode;
 //! - `trace` (read): the last 512 commands (opcode, member, status, bytes;
 //!   legacy reads and writes add ` off <offset> len <n> data <hex>`, see
 //!   [`Sim::show_trace`]);

@@ -321,6 +321,8 @@ struct State {
     /// Opcodes offered in LIST_QUERY.
     supported: u64,
     over_vq: u64,
+    /// The most descriptors one command would have needed.
+    max_descs: u32,
     detached: bool,
     dump_vf: u16,
     /// LEGACY_NOTIFY_INFO's answer forced by ctl `notify_at` (a device
@@ -558,6 +560,7 @@ impl Sim {
                 SUPPORTED
             },
             over_vq: 0,
+            max_descs: 0,
             detached: false,
             dump_vf: 1,
             notify_at: None,
@@ -692,6 +695,7 @@ impl Sim {
         if descs > st.vq_size {
             st.over_vq += 1;
         }
+        st.max_descs = st.max_descs.max(descs);
         st.seq += 1;
         let seq = st.seq;
         if let Some(t) = st.trace.get_mut((seq as usize) % TRACE_LEN) {
@@ -1270,6 +1274,7 @@ impl Sim {
             *t = TraceEntry::default();
         }
         st.over_vq = 0;
+        st.max_descs = 0;
         st.faults.clear();
         for v in st.vfs.iter_mut() {
             v.parts_reads = 0;
@@ -1308,6 +1313,7 @@ impl Sim {
         )?;
         writeln!(f, "in_use {:#x}", st.in_use)?;
         writeln!(f, "over_vq_size {} vq_size {}", st.over_vq, st.vq_size)?;
+        writeln!(f, "max_descs {}", st.max_descs)?;
         writeln!(f, "detached {}", st.detached)?;
         writeln!(f, "faults_pending {}", st.faults.len())?;
         writeln!(f, "delaying {}", self.delaying.load(Relaxed))?;

@@ -55,6 +55,10 @@ module! {
             default: 1024,
             description: "Largest device-data record accepted when resuming, in MiB",
         },
+        max_cmd_sg: u32 {
+            default: 1021,
+            description: "Most scatterlist entries of device data in one admin command (0: no limit)",
+        },
     },
 }
 
@@ -69,6 +73,19 @@ pub(crate) fn precopy_params() -> (u32, u64) {
 /// Size of the device-wide read budget (see `mig`'s module docs).
 pub(crate) fn device_read_burst() -> u32 {
     module_parameters::device_read_burst.value()
+}
+
+/// Most scatterlist entries of device data in one admin command. Linux puts
+/// a command in one indirect descriptor table, which a device bounds by its
+/// queue size (the virtio spec; QEMU by 1024 descriptors whatever the size):
+/// a `DEV_PARTS_GET` also has a header, its request and a status, 1021
+/// entries of data fit in 1024. The admin queue's size is not exported by
+/// `virtio_pci`; a device with a smaller admin queue needs a lower value.
+pub(crate) fn max_cmd_sg() -> usize {
+    match module_parameters::max_cmd_sg.value() {
+        0 => usize::MAX,
+        n => n as usize,
+    }
 }
 
 /// Largest device-data record accepted when resuming, in bytes (the parser

@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A growable byte buffer made of order-0 pages, handed to the virtio admin
-//! queue as an unmapped scatterlist.
+//! A growable byte buffer made of pages, handed to the virtio admin queue as
+//! an unmapped scatterlist.
 //!
 //! C header: [`include/linux/scatterlist.h`](srctree/include/linux/scatterlist.h).
 //!
-//! Migration data can be many megabytes; it is kept in individually
-//! allocated pages (no high-order allocations, no vmalloc), charged to the
-//! caller's memory cgroup, and so are the page array and the scatterlist
-//! table built for each command. The virtio PCI admin API takes a CPU-side
+//! Migration data can be many megabytes; it is kept in pages (no vmalloc),
+//! charged to the caller's memory cgroup, and so are the page array and the
+//! scatterlist table built for each command. The pages come in physically
+//! contiguous runs of up to [`MAX_RUN_ORDER`] (2 MiB), split into order-0
+//! pages (`split_page()`), falling back to smaller runs, down to single
+//! pages, when memory is fragmented: a run costs one scatterlist entry, and
+//! a command may have only so many (see below). The virtio PCI admin API takes a CPU-side
 //! scatterlist and DMA-maps it itself with the PF, so the table must not be
 //! DMA-mapped here (`kernel::scatterlist` only builds mapped tables).
 //!
@@ -24,10 +27,22 @@
 //! 64 KiB. (`alloc_pages_bulk()`, which the C driver calls for its pages,
 //! would not batch: it does not charge memory cgroups, and with
 //! `__GFP_ACCOUNT` it falls back to one page per call.)
+//!
+//! A list is refused with `E2BIG`, before the device sees it, when it has
+//! more entries than the caller allows. Linux's virtio ring puts a whole
+//! admin command in one indirect descriptor table; the spec bounds a
+//! descriptor chain by the queue size, QEMU by 1024 descriptors
+//! (`VIRTQUEUE_MAX_SIZE`), and a device that finds a longer chain stops
+//! (`NEEDS_RESET`), while Linux waits for its answer forever: one VF's
+//! command would hang the PF's admin queue for every VF. The upstream C
+//! driver sends any length (Documentation/simulated-device.rst, "Large
+//! device parts").
+
+use core::ptr::NonNull;
 
 use kernel::{
-    alloc::{flags::GFP_KERNEL_ACCOUNT, KVVec},
-    page::{Page, PAGE_SIZE},
+    alloc::{flags::GFP_KERNEL_ACCOUNT, AllocError, KVVec},
+    page::{BorrowedPage, Page, PAGE_SIZE},
     prelude::*,
     uaccess::{UserSliceReader, UserSliceWriter},
 };
@@ -38,6 +53,54 @@ use crate::bindings;
 /// an entry on 64-bit: 512 bytes of stack).
 pub const INLINE_PAGES: usize = 16;
 
+/// The largest run of physically contiguous pages allocated at once: order
+/// 9, 2 MiB with 4 KiB pages (a huge page on x86).
+pub const MAX_RUN_ORDER: u32 = 9;
+
+/// One order-0 page that the buffer owns: a page of a run split by
+/// `split_page()` (or a single page), freed on its own.
+///
+/// # Invariants
+///
+/// `0` points to a valid order-0 page that this value owns: nothing else
+/// frees it.
+struct OwnedPage(NonNull<bindings::page>);
+
+// SAFETY: an owned page is memory, with no tie to a thread: it may be used
+// and freed from any thread.
+unsafe impl Send for OwnedPage {}
+
+// SAFETY: `&OwnedPage` only gives out the page's address and a
+// `BorrowedPage`, whose methods that touch the memory are `unsafe` and make
+// their callers exclude races.
+unsafe impl Sync for OwnedPage {}
+
+impl OwnedPage {
+    /// The page, for as long as `self` is borrowed.
+    fn page(&self) -> BorrowedPage<'_> {
+        // SAFETY: `BorrowedPage::from_raw()` needs a valid page that stays
+        // valid for the borrow: `self.0` is valid and owned by `self` (type
+        // invariant), and it is freed only when `self` is dropped, which the
+        // borrow prevents.
+        unsafe { BorrowedPage::from_raw(self.0) }
+    }
+
+    fn as_ptr(&self) -> *mut bindings::page {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for OwnedPage {
+    fn drop(&mut self) {
+        // SAFETY: `__free_pages()` needs a page allocation of that order that
+        // nothing uses any more: `self.0` is an order-0 page owned by `self`
+        // (type invariant): a page of `alloc_pages(.., 0)`, or one of a run
+        // that `split_page()` made into order-0 pages, each freed on its
+        // own. Nothing borrows `self` while it drops.
+        unsafe { bindings::__free_pages(self.0.as_ptr(), 0) };
+    }
+}
+
 /// Pages holding bytes `0..capacity()`.
 ///
 /// # Invariants
@@ -45,7 +108,7 @@ pub const INLINE_PAGES: usize = 16;
 /// `pages.len() * PAGE_SIZE` does not overflow (it is at most the memory
 /// we could allocate).
 pub struct PageBuffer {
-    pages: KVVec<Page>,
+    pages: KVVec<OwnedPage>,
 }
 
 /// A scatterlist over a buffer borrowed shared for the duration of one
@@ -91,15 +154,53 @@ impl PageBuffer {
 
     /// Grow to at least `len` bytes. Never shrinks.
     pub fn reserve(&mut self, len: usize) -> Result {
+        self.reserve_ahead(len, len)
+    }
+
+    /// Grow to at least `len` bytes, in runs sized for a buffer that will
+    /// grow on to `upto` bytes: a buffer filled piece by piece (a record
+    /// written in small `write()`s) still gets long runs, so few
+    /// scatterlist entries. Holds at most one run (2 MiB) more than `len`,
+    /// and never more than `upto` (or `len` if larger) rounded up to a
+    /// page. Never shrinks.
+    pub fn reserve_ahead(&mut self, len: usize, upto: usize) -> Result {
         let want = len.div_ceil(PAGE_SIZE);
         if want <= self.pages.len() {
             return Ok(());
         }
+        let target = upto.div_ceil(PAGE_SIZE).max(want);
         let more = want - self.pages.len();
         self.pages.reserve(more, GFP_KERNEL_ACCOUNT)?;
+        let mut order = MAX_RUN_ORDER;
         while self.pages.len() < want {
-            let page = Page::alloc_page(GFP_KERNEL_ACCOUNT)?;
-            self.pages.push(page, GFP_KERNEL_ACCOUNT)?;
+            // The largest run that is not more than what is missing of
+            // `target` (`target > pages.len()` here, as `want` is).
+            let left = target - self.pages.len();
+            order = order.min(left.checked_ilog2().unwrap_or(0));
+            let (first, got) = alloc_run(order)?;
+            // A smaller run next time too: memory this fragmented will
+            // not give a larger one a moment later.
+            order = got;
+            // Every page of the run gets an owner: the buffer, or, should
+            // a push fail (growing the page array beyond the room made for
+            // `want` pages above), a local that frees it.
+            let mut pushed = Ok(());
+            for i in 0..1usize << got {
+                // SAFETY: `alloc_run()` returned `first` of a run of `1 <<
+                // got` physically contiguous order-0 pages, each its own
+                // allocation now; their `struct page`s are consecutive in
+                // the memory map (one buddy block of at most
+                // `MAX_PAGE_ORDER`), so `first + i` for `i < 1 << got` is
+                // the `i`-th of them.
+                let p = unsafe { first.add(i) };
+                // INVARIANT: `p` is one of the run's order-0 pages, owned by
+                // nothing else: each is handed over exactly once here.
+                let page = OwnedPage(p);
+                if pushed.is_ok() {
+                    pushed = self.pages.push(page, GFP_KERNEL_ACCOUNT);
+                }
+            }
+            pushed?;
         }
         Ok(())
     }
@@ -133,10 +234,10 @@ impl PageBuffer {
         }
         let mut pos = off;
         while pos < end {
-            let page = self.pages.get(pos / PAGE_SIZE).ok_or(EINVAL)?;
+            let page = self.pages.get(pos / PAGE_SIZE).ok_or(EINVAL)?.page();
             let in_page = pos % PAGE_SIZE;
             let n = (PAGE_SIZE - in_page).min(end - pos);
-            f(page, in_page, n)?;
+            f(&page, in_page, n)?;
             pos += n;
         }
         Ok(())
@@ -230,9 +331,15 @@ impl PageBuffer {
 
     /// Run `f` with a scatterlist over bytes `0..len` of the buffer, for a
     /// command whose device only reads them (`DEV_PARTS_SET` data). `EINVAL`
-    /// when `len` is 0 or larger than the capacity.
-    pub fn with_sg<R>(&self, len: usize, f: impl FnOnce(SgRef<'_>) -> R) -> Result<R> {
-        self.build_sg(len, |sgl| {
+    /// when `len` is 0 or larger than the capacity, `E2BIG` when the list
+    /// needs more than `max_ents` entries (`f` is not run).
+    pub fn with_sg<R>(
+        &self,
+        len: usize,
+        max_ents: usize,
+        f: impl FnOnce(SgRef<'_>) -> R,
+    ) -> Result<R> {
+        self.build_sg(len, max_ents, |sgl| {
             f(SgRef {
                 sgl,
                 _p: core::marker::PhantomData,
@@ -244,9 +351,15 @@ impl PageBuffer {
     /// command whose device writes them (a `DEV_PARTS_GET` result): the
     /// buffer is borrowed exclusively for the command, so nothing reads the
     /// pages while the device writes them. `EINVAL` when `len` is 0 or
-    /// larger than the capacity.
-    pub fn with_sg_mut<R>(&mut self, len: usize, f: impl FnOnce(SgMut<'_>) -> R) -> Result<R> {
-        self.build_sg(len, |sgl| {
+    /// larger than the capacity, `E2BIG` when the list needs more than
+    /// `max_ents` entries (`f` is not run).
+    pub fn with_sg_mut<R>(
+        &mut self,
+        len: usize,
+        max_ents: usize,
+        f: impl FnOnce(SgMut<'_>) -> R,
+    ) -> Result<R> {
+        self.build_sg(len, max_ents, |sgl| {
             f(SgMut {
                 sgl,
                 _p: core::marker::PhantomData,
@@ -260,13 +373,16 @@ impl PageBuffer {
     fn build_sg<R>(
         &self,
         len: usize,
+        max_ents: usize,
         f: impl FnOnce(*mut bindings::scatterlist) -> R,
     ) -> Result<R> {
         if len == 0 || len > self.capacity() {
             return Err(EINVAL);
         }
         let npages = len.div_ceil(PAGE_SIZE);
-        if npages <= INLINE_PAGES {
+        // The inline list has an entry per page; a table merges contiguous
+        // pages, so a list the inline one would make too long may fit.
+        if npages <= INLINE_PAGES && npages <= max_ents {
             return self.inline_sg(len, npages, f);
         }
         // Userspace decides the size of a record, so the page array and the
@@ -303,16 +419,23 @@ impl PageBuffer {
             )
         };
         kernel::error::to_result(ret)?;
-        let r = f(sgt.sgl);
+        // A chain longer than the device takes would stop its admin queue
+        // (see the module's docs): refuse it before the device sees it.
+        let r = if (sgt.orig_nents as usize) <= max_ents {
+            Ok(f(sgt.sgl))
+        } else {
+            Err(E2BIG)
+        };
         // SAFETY: `sg_free_table()` needs a table that the `sg_alloc_*()`
         // functions allocated, not freed yet and no longer in use:
         // - `sgt` was filled by the successful call above (on failure we
         //   returned) and is freed only here;
-        // - `f` has returned, and nothing kept the list: `with_sg` and
-        //   `with_sg_mut`, the only callers, hand it out as an `SgRef` or
-        //   `SgMut` borrowed for the call, which `R` cannot name.
+        // - `f` has returned, or was not run, and nothing kept the list:
+        //   `with_sg` and `with_sg_mut`, the only callers, hand it out as
+        //   an `SgRef` or `SgMut` borrowed for the call, which `R` cannot
+        //   name.
         unsafe { bindings::sg_free_table(&mut sgt) };
-        Ok(r)
+        r
     }
 }
 
@@ -351,6 +474,44 @@ impl PageBuffer {
         // the only callers of `build_sg`, hand it out as an `SgRef` or
         // `SgMut` borrowed for the call, which `R` cannot name.
         Ok(f(sgl.as_mut_ptr()))
+    }
+}
+
+/// Allocate a run of `1 << order` physically contiguous pages, or, when
+/// memory is too fragmented for it, a smaller one (order 9, 6, 3, then
+/// single pages), and split it into order-0 pages. Returns the first page
+/// and the order of the run; each of its pages is then its own allocation,
+/// owned by the caller. A run larger than a page is asked for without
+/// retries and warnings: failing is the fragmented case, which the next
+/// smaller order answers.
+fn alloc_run(mut order: u32) -> Result<(NonNull<bindings::page>, u32)> {
+    let noretry: bindings::gfp_t = 1 << bindings::___GFP_NORETRY_BIT;
+    loop {
+        let gfp = if order == 0 {
+            bindings::GFP_KERNEL_ACCOUNT
+        } else {
+            bindings::GFP_KERNEL_ACCOUNT | bindings::__GFP_NOWARN | noretry
+        };
+        // SAFETY: `alloc_pages()` may sleep with `GFP_KERNEL_ACCOUNT`, which
+        // `reserve`'s callers allow (process context, no spinlock held: the
+        // same as the `Page::alloc_page(GFP_KERNEL_ACCOUNT)` it replaces);
+        // any order up to `MAX_RUN_ORDER` (9) is valid (below
+        // `MAX_PAGE_ORDER`, 10 on every architecture with 4 KiB pages).
+        let p = unsafe { bindings::alloc_pages(gfp, order) };
+        if let Some(p) = NonNull::new(p) {
+            if order > 0 {
+                // SAFETY: `split_page()` needs a non-compound allocation of
+                // `order` that nothing uses yet: `p` was just allocated at
+                // that order without `__GFP_COMP`. After it, each page is an
+                // order-0 allocation, freed on its own (`OwnedPage`).
+                unsafe { bindings::split_page(p.as_ptr(), order) };
+            }
+            return Ok((p, order));
+        }
+        if order == 0 {
+            return Err(AllocError.into());
+        }
+        order = order.saturating_sub(3);
     }
 }
 

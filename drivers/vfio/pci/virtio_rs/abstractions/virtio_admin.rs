@@ -503,14 +503,22 @@ impl Vf {
     }
 
     /// `DEV_PARTS_GET(ALL)` into bytes `0..len` of `buf`; returns the bytes
-    /// the device wrote, which is at most `len` (`EIO` otherwise).
-    pub fn parts_get(&mut self, obj: &PartsObject, buf: &mut PageBuffer, len: u32) -> Result<u32> {
+    /// the device wrote, which is at most `len` (`EIO` otherwise). `E2BIG`,
+    /// with nothing sent, when the result list needs more than `max_ents`
+    /// scatterlist entries.
+    pub fn parts_get(
+        &mut self,
+        obj: &PartsObject,
+        buf: &mut PageBuffer,
+        len: u32,
+        max_ents: usize,
+    ) -> Result<u32> {
         self.check()?;
         self.owns(obj)?;
         let pdev = self.raw();
         let mut got = 0u32;
         let t = self.cmd_start();
-        let r = buf.with_sg_mut(len as usize, |sg| {
+        let r = buf.with_sg_mut(len as usize, max_ents, |sg| {
             // SAFETY: `virtio_pci_admin_dev_parts_get()` needs a valid VF
             // `struct pci_dev` whose commands the caller serialises, with a VF
             // driver attached, an object of that VF, an end-marked result list
@@ -556,12 +564,20 @@ impl Vf {
 
     /// `DEV_PARTS_SET` into `obj` with bytes `0..len` of `buf`: the
     /// object's header ([`PartsObject::header`]) followed by device parts.
-    pub fn parts_set(&mut self, obj: &PartsObject, buf: &PageBuffer, len: usize) -> Result {
+    /// `E2BIG`, with nothing sent, when the data list needs more than
+    /// `max_ents` scatterlist entries.
+    pub fn parts_set(
+        &mut self,
+        obj: &PartsObject,
+        buf: &PageBuffer,
+        len: usize,
+        max_ents: usize,
+    ) -> Result {
         self.check()?;
         self.owns(obj)?;
         let pdev = self.raw();
         let t = self.cmd_start();
-        let r = buf.with_sg(len, |sg| {
+        let r = buf.with_sg(len, max_ents, |sg| {
             // SAFETY: `virtio_pci_admin_dev_parts_set()` needs a valid VF
             // `struct pci_dev` whose commands the caller serialises, with a VF
             // driver attached and an end-marked list of the data, which the

@@ -170,7 +170,7 @@ impl ResumeSession {
             Some(slot) if slot.holds(self) => slot.obj.as_ref().ok_or(ENODEV)?,
             _ => return Err(ENODEV),
         };
-        vf.vf.parts_set(obj, buf, len)?;
+        vf.vf.parts_set(obj, buf, len, crate::max_cmd_sg())?;
         vf.size = None;
         if vf.vf.tracing() {
             vf.vf.trace_record(false, payload);
@@ -255,7 +255,14 @@ impl ResumeInner {
                             break;
                         }
                     }
-                    if let Err(e) = self.buf.reserve(end) {
+                    // Pages in runs sized for the whole record (its end is
+                    // `off + remaining`), so few scatterlist entries however
+                    // small the writes.
+                    let record_end = usize::try_from(remaining)
+                        .ok()
+                        .and_then(|r| r.checked_add(off))
+                        .ok_or(EINVAL)?;
+                    if let Err(e) = self.buf.reserve_ahead(end, record_end) {
                         transient = Some(e);
                         break;
                     }

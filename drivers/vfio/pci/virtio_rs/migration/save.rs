@@ -225,7 +225,7 @@ impl VfCtx {
             }
             self.size = Some((self.now_ms(), size));
             buf.reserve(size as usize)?;
-            match self.vf.parts_get(obj, &mut buf, size) {
+            match self.vf.parts_get(obj, &mut buf, size, crate::max_cmd_sg()) {
                 Ok(0) => return Err(EIO),
                 Ok(n) => {
                     self.stats.record_saved(n);
