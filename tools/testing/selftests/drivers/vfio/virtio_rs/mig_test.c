@@ -1922,8 +1922,10 @@ TEST_F_TIMEOUT(vfpair, mig_tables_charged_to_memcg, 300)
  * so 64 MiB of device parts fit in a few dozen entries; with max_cmd_sg=1
  * a command over the bound is refused with E2BIG before the device sees
  * it (unless all 64 MiB happen to be contiguous), and both VFs stay
- * usable. The simulated device counts the descriptors each command would
- * need (max_descs).
+ * usable: the saving VF runs again on request, the resuming one reports
+ * the refused record when it leaves RESUMING and runs after a reset. The
+ * simulated device counts the descriptors each command would need
+ * (max_descs).
  */
 TEST_F_TIMEOUT(vfpair, mig_cmd_sg_bound, 600)
 {
@@ -1984,12 +1986,21 @@ TEST_F_TIMEOUT(vfpair, mig_cmd_sg_bound, 600)
 	if (ret) {
 		ASSERT_EQ(0, state_hash(2, &dst));
 		EXPECT_EQ(before, dst) TH_LOG("a refused record sets nothing");
+		/* As for any refused record: leaving RESUMING reports it, the
+		 * VF stays in RESUMING (its device stopped, as the driver
+		 * says), and a reset makes it run. */
+		EXPECT_EQ(-E2BIG, mig_set_state(self->d[1].device_fd, S_RUN, NULL));
+		EXPECT_EQ(S_RES, mig_get_state(self->d[1].device_fd));
+		ASSERT_EQ(0, sim_vf_state(2, NULL, NULL, &stopped, NULL));
+		EXPECT_TRUE(stopped);
+		ASSERT_EQ(0, ioctl(self->d[1].device_fd, VFIO_DEVICE_RESET));
+	} else {
+		EXPECT_EQ(0, mig_set_state(self->d[1].device_fd, S_RUN, NULL));
 	}
 	close(rfd);
-	EXPECT_EQ(0, mig_set_state(self->d[1].device_fd, S_RUN, NULL));
+	EXPECT_EQ(S_RUN, mig_get_state(self->d[1].device_fd));
 	ASSERT_EQ(0, sim_vf_state(2, NULL, NULL, &stopped, NULL));
 	EXPECT_FALSE(stopped);
-	ASSERT_EQ(0, back_to_running(self->d[1].device_fd));
 	descs = sim_stat("max_descs");
 	TH_LOG("max_cmd_sg=1: the longest command sent needed %ld descriptors", descs);
 	EXPECT_LE(descs, 1 + 3) TH_LOG("a command over the bound reached the device");
