@@ -11,9 +11,10 @@
 //! contiguous runs of up to [`MAX_RUN_ORDER`] (2 MiB), split into order-0
 //! pages (`split_page()`), falling back to smaller runs, down to single
 //! pages, when memory is fragmented: a run costs one scatterlist entry, and
-//! a command may have only so many (see below). The virtio PCI admin API takes a CPU-side
-//! scatterlist and DMA-maps it itself with the PF, so the table must not be
-//! DMA-mapped here (`kernel::scatterlist` only builds mapped tables).
+//! a command may have only so many (see below). The virtio PCI admin API
+//! takes a CPU-side scatterlist and DMA-maps it itself with the PF, so the
+//! table must not be DMA-mapped here (`kernel::scatterlist` only builds
+//! mapped tables).
 //!
 //! For each command, [`PageBuffer::with_sg`] builds a list covering
 //! exactly the first `len` bytes (last entry trimmed and end-marked), runs
